@@ -1,0 +1,26 @@
+# `make demo` and `make test` set themselves up: a virtual environment in .venv with the package
+# installed (editable) and its extras. PYTHON may point at another interpreter (3.10+).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: demo test install clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test,examples]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/quickstart.py --output-dir demo_output
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info demo_output

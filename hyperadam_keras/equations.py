@@ -1,0 +1,156 @@
+"""HyperAdam's equations as pure tensor functions (Wang, Sun & Xu, AAAI 2019, Alg. 2 and Fig. 3).
+
+This module is the only place where the math lives: the Keras optimizer (`optimizer.py`), the
+SavedModel `step` signature (`bundle.py`) and the meta-trainer all call these functions, so they
+cannot drift apart. Everything is written with `keras.ops`, so the math runs on any Keras backend.
+
+Shapes: every per-coordinate quantity is a matrix with one row per coordinate, `[n, J]` for the J
+candidate moments and `[n, H]` for the LSTM task state. The two *global* reductions of the paper
+(the norm of the whole gradient, and the norm of every column of the previous moment over all
+coordinates of all variables) are computed by the caller and passed in, because a Keras optimizer
+updates one variable at a time; see `gradient_sq_norm` and `moment_column_sq_norms`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from keras import ops
+
+# Added under the square roots of the two global normalizations (spec: 1e-16).
+NORM_EPSILON = 1e-16
+
+
+class MetaWeights(NamedTuple):
+    """Meta-parameters as tensors, in the order of `MetaParams.NAMES` (see `meta_params.py`)."""
+
+    preprocess_kernel: object  # W_pre [1, H]
+    preprocess_bias: object  # b_pre [H]
+    state_cell_kernel: object  # [2H, 4H], rows: input then recurrent; gates i, f, g, o
+    state_cell_bias: object  # [4H]
+    beta_kernel: object  # θ_u [J+H, J]
+    beta_bias: object  # b_u [J]
+    gamma_kernel: object  # θ_r [J+H, J]
+    gamma_bias: object  # b_r [J]
+    weight_kernel: object  # θ_q [H, J]
+    weight_bias: object  # b_q [J]
+
+
+class CoordinateState(NamedTuple):
+    """Per-coordinate optimizer state: LSTM (h, c) of width H and the J candidate moments."""
+
+    h: object  # [n, H]
+    c: object  # [n, H]
+    m: object  # [n, J]
+    v: object  # [n, J]
+    beta_hat: object  # [n, J] running bias correction of m, starts at 0
+    gamma_hat: object  # [n, J] running bias correction of v, starts at 0
+
+
+def gradient_sq_norm(gradients: list) -> object:
+    """||g||² over all coordinates of all variables (a scalar)."""
+    return sum(ops.sum(ops.square(g)) for g in gradients)
+
+
+def moment_column_sq_norms(moments: list) -> object:
+    """Squared norm of each of the J columns of m_{t-1} over all coordinates of all variables, [J]."""
+    return sum(ops.sum(ops.reshape(ops.square(m), (-1, ops.shape(m)[-1])), axis=0) for m in moments)
+
+
+def normalized_gradient(gradient, grad_sq_norm):
+    """ĝ = g / sqrt(||g||² + 1e-16), with the norm over ALL coordinates (Alg. 2, line 4)."""
+    return gradient / ops.sqrt(grad_sq_norm + NORM_EPSILON)
+
+
+def preprocess(normalized_grad, kernel, bias):
+    """x_t = ELU(ĝ ⊗ W_pre + b_pre): lifts each scalar ĝ to an H-vector. ĝ [n] -> x [n, H]."""
+    return ops.elu(ops.expand_dims(normalized_grad, -1) * kernel + bias)
+
+
+def state_cell(x, h, c, kernel, bias):
+    """StateCell, a standard LSTM: (h_t, c_t) = LSTM([x_t, h_{t-1}], c_{t-1}); s_t = h_t.
+
+        [i, f, g, o] = [x_t, h_{t-1}] K + b        (K [2H, 4H], gate order i, f, g, o)
+        c_t = σ(f) ⊙ c_{t-1} + σ(i) ⊙ tanh(g)
+        h_t = σ(o) ⊙ tanh(c_t)
+
+    No hidden forget-gate offset: any such constant lives in the bias.
+    """
+    z = ops.matmul(ops.concatenate([x, h], axis=-1), kernel) + bias
+    i, f, g, o = ops.split(z, 4, axis=-1)
+    c_new = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
+    h_new = ops.sigmoid(o) * ops.tanh(c_new)
+    return h_new, c_new
+
+
+def normalized_moment(m, column_sq_norms):
+    """m'_{t-1} = m_{t-1} / sqrt(colnorm² + 1e-16), each column by its norm over ALL coordinates."""
+    return m / ops.sqrt(column_sq_norms + NORM_EPSILON)
+
+
+def adam_cell_decay_rates(normalized_m, task_state, beta_kernel, beta_bias, gamma_kernel, gamma_bias):
+    """AdamCell decay rates, both from one matrix product over the concatenated kernels:
+
+        β_t = σ([m'_{t-1}, s_t] θ_u + b_u),   γ_t = σ([m'_{t-1}, s_t] θ_r + b_r)     -> [n, J] each
+    """
+    features = ops.concatenate([normalized_m, task_state], axis=-1)
+    kernel = ops.concatenate([beta_kernel, gamma_kernel], axis=-1)
+    logits = ops.matmul(features, kernel) + ops.concatenate([beta_bias, gamma_bias], axis=-1)
+    beta_logits, gamma_logits = ops.split(logits, 2, axis=-1)
+    return ops.sigmoid(beta_logits), ops.sigmoid(gamma_logits)
+
+
+def adam_cell_moments(gradient, m, v, beta_hat, gamma_hat, beta, gamma):
+    """AdamCell moment and bias-correction updates, g [n] broadcast over the J columns:
+
+        m_t = β_t ⊙ m_{t-1} + (1 - β_t) ⊙ g         v_t = γ_t ⊙ v_{t-1} + (1 - γ_t) ⊙ g²
+        β̂_t = β_t ⊙ β̂_{t-1} + (1 - β_t)              γ̂_t = γ_t ⊙ γ̂_{t-1} + (1 - γ_t)
+    """
+    g = ops.expand_dims(gradient, -1)
+    m_new = beta * m + (1.0 - beta) * g
+    v_new = gamma * v + (1.0 - gamma) * ops.square(g)
+    beta_hat_new = beta * beta_hat + (1.0 - beta)
+    gamma_hat_new = gamma * gamma_hat + (1.0 - gamma)
+    return m_new, v_new, beta_hat_new, gamma_hat_new
+
+
+def adam_cell_candidates(m, v, beta_hat, gamma_hat, epsilon):
+    """Candidate updates m̂_t = (m_t / β̂_t) / (sqrt(v_t / γ̂_t) + ε), [n, J].
+
+    A bias correction of exactly 0 (a decay rate that saturated to 1.0 in float32) can only occur
+    with a moment that is still exactly 0, so 0/0 is taken as 0 (`divide_no_nan`): the candidate
+    stays 0 instead of NaN. Elsewhere this is the paper's formula unchanged.
+    """
+    m_corrected = ops.divide_no_nan(m, beta_hat)
+    v_corrected = ops.divide_no_nan(v, gamma_hat)
+    return m_corrected / (ops.sqrt(v_corrected) + epsilon)
+
+
+def weight_cell(task_state, kernel, bias):
+    """WeightCell: ρ_t = ELU(s_t θ_q + b_q), [n, J]. Not a softmax: weights may be negative."""
+    return ops.elu(ops.matmul(task_state, kernel) + bias)
+
+
+def combine_candidates(weights, candidates):
+    """Update direction d_t = Σ_j ρ_t^j ⊙ m̂_t^j, [n]."""
+    return ops.sum(weights * candidates, axis=-1)
+
+
+def hyperadam_direction(meta: MetaWeights, gradient, state: CoordinateState, grad_sq_norm,
+                        moment_col_sq_norms, epsilon):
+    """One HyperAdam step for n coordinates: returns (d_t [n], new CoordinateState).
+
+    The caller applies w_t = w_{t-1} - α d_t. `grad_sq_norm` (scalar) and `moment_col_sq_norms`
+    ([J], of m_{t-1}) must be the global reductions over every coordinate updated in this step.
+    """
+    x = preprocess(normalized_gradient(gradient, grad_sq_norm), meta.preprocess_kernel,
+                   meta.preprocess_bias)
+    h, c = state_cell(x, state.h, state.c, meta.state_cell_kernel, meta.state_cell_bias)
+    beta, gamma = adam_cell_decay_rates(normalized_moment(state.m, moment_col_sq_norms), h,
+                                        meta.beta_kernel, meta.beta_bias, meta.gamma_kernel,
+                                        meta.gamma_bias)
+    m, v, beta_hat, gamma_hat = adam_cell_moments(gradient, state.m, state.v, state.beta_hat,
+                                                  state.gamma_hat, beta, gamma)
+    candidates = adam_cell_candidates(m, v, beta_hat, gamma_hat, epsilon)
+    rho = weight_cell(h, meta.weight_kernel, meta.weight_bias)
+    return combine_candidates(rho, candidates), CoordinateState(h, c, m, v, beta_hat, gamma_hat)

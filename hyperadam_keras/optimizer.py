@@ -1,0 +1,240 @@
+"""`HyperAdam`, a Keras 3 optimizer (TensorFlow backend) running the learned HyperAdam update."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Union
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from hyperadam_keras import equations
+from hyperadam_keras.bundle import default_bundle_path, load_meta_params
+from hyperadam_keras.meta_params import MetaParams, MetaParamsError
+
+SLOT_NAMES = ("h", "c", "m", "v", "beta_hat", "gamma_hat")
+_STATE_DTYPE = "float32"
+
+MetaParamsLike = Union[None, str, os.PathLike, MetaParams, dict]
+
+
+def resolve_meta_params(meta_params: MetaParamsLike) -> MetaParams:
+    """None -> the shipped default bundle; a path -> that bundle; a `MetaParams` as is;
+    a dict -> an optimizer config entry (`MetaParams.to_config()`) or a dict of arrays."""
+    if meta_params is None:
+        return load_meta_params(default_bundle_path())
+    if isinstance(meta_params, MetaParams):
+        return meta_params
+    if isinstance(meta_params, (str, os.PathLike)):
+        return load_meta_params(meta_params)
+    if isinstance(meta_params, dict):
+        if "arrays" in meta_params:
+            return MetaParams.from_config(meta_params)
+        return MetaParams.from_arrays(meta_params)
+    raise MetaParamsError(
+        f"meta_params must be None, a bundle path, a MetaParams or a dict, got {type(meta_params).__name__}")
+
+
+@keras.saving.register_keras_serializable(package="hyperadam_keras")
+class HyperAdam(keras.optimizers.Optimizer):
+    """HyperAdam (Wang, Sun & Xu, AAAI 2019): a learned, task-adaptive combination of J Adams.
+
+    Per trainable variable of shape S it keeps float32 slots h, c of shape S + (H,) and m, v, β̂, γ̂
+    of shape S + (J,) (6J floats per parameter when H = J). The norms of the gradient and of every
+    column of m_{t-1} are global: computed once per step over all variables being updated.
+
+    Args:
+        learning_rate: α, a float, a `LearningRateSchedule` or a callable. Defaults to 0.005,
+            the step size of the paper's meta-training.
+        meta_params: None (the shipped default bundle), a bundle path, or a `MetaParams`.
+        epsilon: ε of the candidate updates (paper: 1e-24).
+        skip_nonfinite: if True, a step whose gradients contain NaN or inf leaves the weights and
+            all optimizer state untouched (the iteration counter still advances).
+        jit_compile: compile the per-variable update with XLA (`tf.function(jit_compile=True)`).
+        **kwargs: the base-class arguments (`weight_decay`, `clipnorm`, `clipvalue`,
+            `global_clipnorm`, `use_ema`, `ema_momentum`, `ema_overwrite_frequency`,
+            `loss_scale_factor`, `gradient_accumulation_steps`, `name`).
+    """
+
+    def __init__(
+        self,
+        learning_rate: Union[float, Callable, keras.optimizers.schedules.LearningRateSchedule] = 0.005,
+        meta_params: MetaParamsLike = None,
+        epsilon: float = 1e-24,
+        skip_nonfinite: bool = True,
+        jit_compile: bool = True,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        use_ema: bool = False,
+        ema_momentum: float = 0.99,
+        ema_overwrite_frequency: int | None = None,
+        loss_scale_factor: float | None = None,
+        gradient_accumulation_steps: int | None = None,
+        name: str = "hyperadam",
+        **kwargs,
+    ):
+        super().__init__(
+            learning_rate=learning_rate,
+            weight_decay=weight_decay,
+            clipnorm=clipnorm,
+            clipvalue=clipvalue,
+            global_clipnorm=global_clipnorm,
+            use_ema=use_ema,
+            ema_momentum=ema_momentum,
+            ema_overwrite_frequency=ema_overwrite_frequency,
+            loss_scale_factor=loss_scale_factor,
+            gradient_accumulation_steps=gradient_accumulation_steps,
+            name=name,
+            **kwargs,
+        )
+        if not epsilon >= 0:
+            raise ValueError(f"epsilon must be >= 0, got {epsilon}")
+        self.meta_params = resolve_meta_params(meta_params)
+        self.epsilon = float(epsilon)
+        self.skip_nonfinite = bool(skip_nonfinite)
+        self.jit_compile = bool(jit_compile)
+        self._update_fn = tf.function(self._coordinate_update, jit_compile=True,
+                                      reduce_retracing=True) if self.jit_compile else self._coordinate_update
+
+    @property
+    def num_candidates(self) -> int:
+        return self.meta_params.num_candidates
+
+    @property
+    def hidden(self) -> int:
+        return self.meta_params.hidden
+
+    def build(self, variables):
+        """Creates the six float32 state slots of every variable."""
+        if self.built:
+            return
+        super().build(variables)
+        sizes = {"h": self.hidden, "c": self.hidden}
+        self._slots = {name: [] for name in SLOT_NAMES}
+        for variable in variables:
+            for name in SLOT_NAMES:
+                self._slots[name].append(self._add_state_slot(
+                    variable, name, sizes.get(name, self.num_candidates)))
+
+    def _add_state_slot(self, variable, name: str, size: int):
+        reference = variable.value if isinstance(variable, keras.Variable) else variable
+        prefix = (variable.path if hasattr(variable, "path") else variable.name).replace("/", "_").replace(":", "_")
+        with self._distribution_strategy.extended.colocate_vars_with(reference):
+            return self.add_variable(shape=tuple(variable.shape) + (size,), initializer="zeros",
+                                     dtype=_STATE_DTYPE, name=f"{prefix}_{name}")
+
+    def slots(self, variable) -> dict:
+        """The state slots of one trainable variable, keyed by `SLOT_NAMES`."""
+        index = self._get_variable_index(variable)
+        return {name: self._slots[name][index] for name in SLOT_NAMES}
+
+    # --- the step -------------------------------------------------------------------------------
+
+    def _apply_weight_decay(self, variables):
+        # Decoupled weight decay is applied inside the update, so a skipped (non-finite) step
+        # leaves the weights untouched; see `_update_variable`.
+        return
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        trainable_variables = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+        grads_and_vars = self._all_reduce_sum_gradients(list(zip(grads, trainable_variables)))
+        grads = [tf.cast(g, _STATE_DTYPE) for g, _ in grads_and_vars]
+        # Global reductions of the paper, once per step, over all variables updated in this step.
+        grad_sq_norm = equations.gradient_sq_norm(grads)
+        moments = [self._slots["m"][self._get_variable_index(v)] for _, v in grads_and_vars]
+        moment_col_sq_norms = equations.moment_column_sq_norms([tf.convert_to_tensor(m) for m in moments])
+        if self.skip_nonfinite:
+            is_finite = tf.math.is_finite(grad_sq_norm)
+            for g in grads:  # a scalar sum can overflow to inf on its own; check each entry
+                is_finite = tf.logical_and(is_finite, tf.reduce_all(tf.math.is_finite(g)))
+        else:
+            is_finite = tf.constant(True)
+        tf.__internal__.distribute.interim.maybe_merge_call(
+            self._distributed_update, self._distribution_strategy,
+            [(g, v) for g, (_, v) in zip(grads, grads_and_vars)],
+            learning_rate, grad_sq_norm, moment_col_sq_norms, is_finite)
+
+    def _distributed_update(self, distribution, grads_and_vars, learning_rate, grad_sq_norm,
+                            moment_col_sq_norms, is_finite):
+        for grad, var in grads_and_vars:
+            distribution.extended.update(
+                var, self._update_variable,
+                args=(grad, learning_rate, grad_sq_norm, moment_col_sq_norms, is_finite), group=False)
+
+    def update_step(self, gradient, variable, learning_rate):
+        """Updates one variable with norms over that variable alone (`apply` uses global norms)."""
+        self._backend_update_step([gradient], [variable], learning_rate)
+
+    def _update_variable(self, variable, gradient, learning_rate, grad_sq_norm, moment_col_sq_norms,
+                         is_finite):
+        slots = self.slots(variable)
+        state = [tf.convert_to_tensor(slots[name]) for name in SLOT_NAMES]
+        decay = 0.0
+        if self.weight_decay is not None and self._use_weight_decay(variable):
+            decay = tf.cast(self.weight_decay, _STATE_DTYPE)
+        delta, new_state = self._update_fn(
+            tf.cast(gradient, _STATE_DTYPE), state, tf.cast(variable, _STATE_DTYPE),
+            tf.cast(learning_rate, _STATE_DTYPE), tf.cast(decay, _STATE_DTYPE),
+            grad_sq_norm, moment_col_sq_norms, is_finite)
+        for name, value in zip(SLOT_NAMES, new_state):
+            slots[name].assign(value)
+        variable.assign_sub(tf.cast(delta, variable.dtype))
+
+    def _coordinate_update(self, gradient, state, weights, learning_rate, weight_decay, grad_sq_norm,
+                           moment_col_sq_norms, is_finite):
+        """Pure per-variable update: returns (Δw to subtract, new state list), shapes preserved."""
+        shape = tf.shape(gradient)
+        J, H = self.num_candidates, self.hidden
+        flat_state = equations.CoordinateState(*(
+            tf.reshape(s, (-1, H if name in ("h", "c") else J)) for name, s in zip(SLOT_NAMES, state)))
+        meta = equations.MetaWeights(*(tf.constant(a) for a in self.meta_params.weights()))
+        direction, new_state = equations.hyperadam_direction(
+            meta, tf.reshape(gradient, (-1,)), flat_state, grad_sq_norm, moment_col_sq_norms, self.epsilon)
+        delta = learning_rate * (tf.reshape(direction, shape) + weight_decay * weights)
+        new_state = [tf.where(is_finite, tf.reshape(new, tf.shape(old)), old)
+                     for new, old in zip(new_state, state)]
+        return tf.where(is_finite, delta, tf.zeros_like(delta)), new_state
+
+    # --- configuration --------------------------------------------------------------------------
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update({
+            "meta_params": self.meta_params.to_config(),
+            "epsilon": self.epsilon,
+            "skip_nonfinite": self.skip_nonfinite,
+            "jit_compile": self.jit_compile,
+        })
+        return config
+
+
+def optimizer_memory(model_or_variables, num_candidates: int | None = None, hidden: int | None = None,
+                     optimizer: HyperAdam | None = None) -> dict:
+    """Bytes of HyperAdam state for a model (or list of variables), in total and per parameter.
+
+    Uses `optimizer`'s J and H when given (counting its built slots if it is built), else J and H
+    (default: the shipped bundle's).
+    """
+    variables = getattr(model_or_variables, "trainable_variables", model_or_variables)
+    num_parameters = int(sum(np.prod(v.shape) for v in variables))
+    if optimizer is not None and optimizer.built:
+        state_bytes = int(sum(np.prod(s.shape) * 4 for name in SLOT_NAMES for s in optimizer._slots[name]))
+    else:
+        if optimizer is not None:
+            num_candidates, hidden = optimizer.num_candidates, optimizer.hidden
+        if num_candidates is None or hidden is None:
+            default = load_meta_params(default_bundle_path())
+            num_candidates = num_candidates or default.num_candidates
+            hidden = hidden or default.hidden
+        state_bytes = num_parameters * (2 * hidden + 4 * num_candidates) * 4
+    return {
+        "parameters": num_parameters,
+        "state_bytes": state_bytes,
+        "bytes_per_parameter": state_bytes / max(num_parameters, 1),
+        "adam_state_bytes": num_parameters * 2 * 4,
+    }

@@ -1,0 +1,1 @@
+"""Shipped meta-parameter bundles (installed as the package `hyperadam_keras.saved_meta`)."""
