@@ -17,7 +17,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python examples/quickstart.py --output-dir demo_output
+	$(BIN)/hyperadam-keras evaluate --suite quick --output-dir demo_output
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests

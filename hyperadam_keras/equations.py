@@ -88,29 +88,45 @@ def normalized_moment(m, column_sq_norms):
     return m / ops.sqrt(column_sq_norms + NORM_EPSILON)
 
 
-def adam_cell_decay_rates(normalized_m, task_state, beta_kernel, beta_bias, gamma_kernel, gamma_bias):
-    """AdamCell decay rates, both from one matrix product over the concatenated kernels:
+def adam_cell_decay_logits(normalized_m, task_state, beta_kernel, beta_bias, gamma_kernel, gamma_bias):
+    """Logits of the AdamCell decay rates, both from one matrix product over the concatenated kernels:
 
-        β_t = σ([m'_{t-1}, s_t] θ_u + b_u),   γ_t = σ([m'_{t-1}, s_t] θ_r + b_r)     -> [n, J] each
+        [m'_{t-1}, s_t] θ_u + b_u,   [m'_{t-1}, s_t] θ_r + b_r                       -> [n, J] each
     """
     features = ops.concatenate([normalized_m, task_state], axis=-1)
     kernel = ops.concatenate([beta_kernel, gamma_kernel], axis=-1)
     logits = ops.matmul(features, kernel) + ops.concatenate([beta_bias, gamma_bias], axis=-1)
     beta_logits, gamma_logits = ops.split(logits, 2, axis=-1)
+    return beta_logits, gamma_logits
+
+
+def adam_cell_decay_rates(normalized_m, task_state, beta_kernel, beta_bias, gamma_kernel, gamma_bias):
+    """AdamCell decay rates:
+
+        β_t = σ([m'_{t-1}, s_t] θ_u + b_u),   γ_t = σ([m'_{t-1}, s_t] θ_r + b_r)     -> [n, J] each
+    """
+    beta_logits, gamma_logits = adam_cell_decay_logits(normalized_m, task_state, beta_kernel, beta_bias,
+                                                       gamma_kernel, gamma_bias)
     return ops.sigmoid(beta_logits), ops.sigmoid(gamma_logits)
 
 
-def adam_cell_moments(gradient, m, v, beta_hat, gamma_hat, beta, gamma):
+def adam_cell_moments(gradient, m, v, beta_hat, gamma_hat, beta, gamma, one_minus_beta=None,
+                      one_minus_gamma=None):
     """AdamCell moment and bias-correction updates, g [n] broadcast over the J columns:
 
         m_t = β_t ⊙ m_{t-1} + (1 - β_t) ⊙ g         v_t = γ_t ⊙ v_{t-1} + (1 - γ_t) ⊙ g²
         β̂_t = β_t ⊙ β̂_{t-1} + (1 - β_t)              γ̂_t = γ_t ⊙ γ̂_{t-1} + (1 - γ_t)
+
+    `one_minus_beta`/`one_minus_gamma` (default: computed as 1 - β, 1 - γ) let the caller pass
+    1 - σ(z) computed as σ(-z): with γ ≈ 0.999 the float32 difference 1 - γ keeps only ~4 digits.
     """
+    one_minus_beta = 1.0 - beta if one_minus_beta is None else one_minus_beta
+    one_minus_gamma = 1.0 - gamma if one_minus_gamma is None else one_minus_gamma
     g = ops.expand_dims(gradient, -1)
-    m_new = beta * m + (1.0 - beta) * g
-    v_new = gamma * v + (1.0 - gamma) * ops.square(g)
-    beta_hat_new = beta * beta_hat + (1.0 - beta)
-    gamma_hat_new = gamma * gamma_hat + (1.0 - gamma)
+    m_new = beta * m + one_minus_beta * g
+    v_new = gamma * v + one_minus_gamma * ops.square(g)
+    beta_hat_new = beta * beta_hat + one_minus_beta
+    gamma_hat_new = gamma * gamma_hat + one_minus_gamma
     return m_new, v_new, beta_hat_new, gamma_hat_new
 
 
@@ -146,11 +162,13 @@ def hyperadam_direction(meta: MetaWeights, gradient, state: CoordinateState, gra
     x = preprocess(normalized_gradient(gradient, grad_sq_norm), meta.preprocess_kernel,
                    meta.preprocess_bias)
     h, c = state_cell(x, state.h, state.c, meta.state_cell_kernel, meta.state_cell_bias)
-    beta, gamma = adam_cell_decay_rates(normalized_moment(state.m, moment_col_sq_norms), h,
-                                        meta.beta_kernel, meta.beta_bias, meta.gamma_kernel,
-                                        meta.gamma_bias)
-    m, v, beta_hat, gamma_hat = adam_cell_moments(gradient, state.m, state.v, state.beta_hat,
-                                                  state.gamma_hat, beta, gamma)
+    beta_logits, gamma_logits = adam_cell_decay_logits(
+        normalized_moment(state.m, moment_col_sq_norms), h, meta.beta_kernel, meta.beta_bias,
+        meta.gamma_kernel, meta.gamma_bias)
+    # 1 - σ(z) = σ(-z), computed directly: exact to float32 precision even for γ close to 1.
+    m, v, beta_hat, gamma_hat = adam_cell_moments(
+        gradient, state.m, state.v, state.beta_hat, state.gamma_hat, ops.sigmoid(beta_logits),
+        ops.sigmoid(gamma_logits), ops.sigmoid(-beta_logits), ops.sigmoid(-gamma_logits))
     candidates = adam_cell_candidates(m, v, beta_hat, gamma_hat, epsilon)
     rho = weight_cell(h, meta.weight_kernel, meta.weight_bias)
     return combine_candidates(rho, candidates), CoordinateState(h, c, m, v, beta_hat, gamma_hat)

@@ -1,0 +1,567 @@
+"""The evaluation engine: train one task with one optimizer over seeds, tune baselines' learning rates.
+
+A *task* is any object with the interface of `hyperadam_keras.tasks` (`init_params(seed)`,
+`sample_batch(seed, step)`, `loss(params, batch)`, `full_loss(params)`, `test_metrics(params)`).
+An optimizer is applied to `tf.Variable`s made from `task.init_params(seed)`; the training loop runs
+`chunk_size` steps inside one compiled `tf.function` (XLA where it compiles), so Python is entered
+once per chunk, not once per step. One `Trainer` serves every seed and every learning rate of a
+(task, optimizer) pair: between runs it restores the weights and the optimizer's initial state, so
+nothing is retraced.
+
+Protocol (the same for every suite):
+- "final loss" = `task.full_loss` of the final weights (the paper's criterion); the loss curve is
+  the per-step minibatch loss.
+- HyperAdam runs at its default step size (0.005), untuned.
+- Each baseline is tuned on its grid on *tuning seeds* disjoint from the evaluation seeds
+  (`TUNING_SEED_OFFSET + i`), by the mean final loss over those seeds (a non-finite loss counts as
+  +inf). When the best rate lies at an edge of the grid, the grid is extended by one grid ratio in
+  that direction, up to `max_extensions` times, so a reported best rate is interior or flagged.
+- Evaluation seeds are 0..N-1; statistics are the mean and the sample standard deviation (ddof=1)
+  over the seeds whose final loss is finite; non-finite seeds are counted separately.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+TUNING_SEED_OFFSET = 10_000
+
+OptimizerFactory = Callable[[float], keras.optimizers.Optimizer]
+ProgressCallback = Callable[[int], None]
+
+
+# --- optimizers ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """An optimizer to evaluate: `factory(learning_rate)` builds a fresh instance.
+
+    `grid` empty means untuned: the optimizer runs at `default_lr`.
+    """
+    label: str
+    factory: OptimizerFactory
+    default_lr: float
+    grid: tuple[float, ...] = ()
+    info: dict = field(default_factory=dict)
+
+    @property
+    def tuned(self) -> bool:
+        return bool(self.grid)
+
+
+# Default learning-rate grids (half-decade steps around each optimizer's usual range). Suites may
+# override them per task. Adam's includes the grid of ../shared/baselines.md.
+DEFAULT_GRIDS: dict[str, tuple[float, ...]] = {
+    "Adam": (0.001, 0.003, 0.01, 0.02, 0.03, 0.05),
+    "RMSprop": (0.0003, 0.001, 0.003, 0.01, 0.03),
+    "SGD-momentum": (0.01, 0.03, 0.1, 0.3, 1.0),
+    "Adagrad": (0.01, 0.03, 0.1, 0.3, 1.0),
+    "Adadelta": (0.1, 0.3, 1.0, 3.0, 10.0),
+}
+
+_BASELINE_FACTORIES: dict[str, OptimizerFactory] = {
+    "Adam": lambda lr: keras.optimizers.Adam(learning_rate=lr),
+    "RMSprop": lambda lr: keras.optimizers.RMSprop(learning_rate=lr),
+    "SGD-momentum": lambda lr: keras.optimizers.SGD(learning_rate=lr, momentum=0.9),
+    "Adagrad": lambda lr: keras.optimizers.Adagrad(learning_rate=lr),
+    "Adadelta": lambda lr: keras.optimizers.Adadelta(learning_rate=lr),
+}
+
+BASELINE_NAMES: tuple[str, ...] = tuple(_BASELINE_FACTORIES)
+
+
+def baseline_spec(name: str, grid: Sequence[float] | None = None) -> OptimizerSpec:
+    """A Keras baseline (`BASELINE_NAMES`; Keras defaults except SGD's momentum 0.9), tuned on `grid`
+    (default `DEFAULT_GRIDS[name]`)."""
+    if name not in _BASELINE_FACTORIES:
+        raise ValueError(f"unknown baseline {name!r}; known: {', '.join(BASELINE_NAMES)}")
+    grid = tuple(float(x) for x in (grid if grid is not None else DEFAULT_GRIDS[name]))
+    return OptimizerSpec(label=name, factory=_BASELINE_FACTORIES[name], default_lr=grid[len(grid) // 2],
+                         grid=grid, info={"kind": "baseline", "keras_class": name.split("-")[0],
+                                          **({"momentum": 0.9} if name == "SGD-momentum" else {})})
+
+
+def hyperadam_spec(bundle: str | None = None, label: str | None = None,
+                   learning_rate: float = 0.005) -> OptimizerSpec:
+    """HyperAdam with the bundle at `bundle` (None: the shipped default), untuned at `learning_rate`."""
+    from hyperadam_keras.bundle import default_bundle_path, read_bundle_metadata
+    from hyperadam_keras.optimizer import HyperAdam, resolve_meta_params
+
+    params = resolve_meta_params(bundle)
+    path = str(bundle) if bundle is not None else str(default_bundle_path())
+    try:
+        metadata = read_bundle_metadata(path)
+    except Exception:  # metadata is informative only
+        metadata = {}
+    if label is None:
+        label = "HyperAdam" if bundle is None else f"HyperAdam[J={params.num_candidates}]"
+
+    def factory(lr: float) -> keras.optimizers.Optimizer:
+        return HyperAdam(learning_rate=lr, meta_params=params)
+
+    return OptimizerSpec(label=label, factory=factory, default_lr=float(learning_rate), grid=(), info={
+        "kind": "hyperadam", "bundle": path, "bundle_is_default": bundle is None,
+        "num_candidates": params.num_candidates, "hidden": params.hidden, "sha256": params.fingerprint(),
+        "trained": metadata.get("trained"), "description": metadata.get("description")})
+
+
+# --- statistics ---------------------------------------------------------------------------------
+
+def summarize(values: Sequence[float]) -> dict:
+    """Mean, sample std (ddof=1; 0 for one value), min, max over the finite values; counts."""
+    array = np.asarray(values, dtype=np.float64)
+    finite = array[np.isfinite(array)]
+    n = int(finite.size)
+    return {
+        "mean": float(finite.mean()) if n else math.nan,
+        "std": float(finite.std(ddof=1)) if n > 1 else 0.0 if n == 1 else math.nan,
+        "min": float(finite.min()) if n else math.nan,
+        "max": float(finite.max()) if n else math.nan,
+        "n": n,
+        "n_nonfinite": int(array.size - n),
+    }
+
+
+def _tuning_score(losses: Sequence[float]) -> float:
+    array = np.asarray(losses, dtype=np.float64)
+    return float(array.mean()) if array.size and np.all(np.isfinite(array)) else math.inf
+
+
+# --- training -----------------------------------------------------------------------------------
+
+@dataclass
+class RunResult:
+    """One training run: per-step minibatch losses and the final weights' metrics."""
+    seed: int
+    learning_rate: float
+    curve: np.ndarray
+    final_loss: float
+    test: dict | None
+    seconds: float
+
+    @property
+    def finite(self) -> bool:
+        return bool(math.isfinite(self.final_loss) and np.all(np.isfinite(self.curve)))
+
+    def to_json(self, with_curve: bool = True) -> dict:
+        out = {"seed": self.seed, "learning_rate": self.learning_rate, "final_loss": _json_float(self.final_loss),
+               "test": {k: _json_float(v) for k, v in (self.test or {}).items()} or None,
+               "seconds": round(self.seconds, 4), "finite": self.finite}
+        if with_curve:
+            block = curve_block(len(self.curve))
+            curve = self.curve if block == 1 else self.curve[:len(self.curve) // block * block].reshape(
+                -1, block).mean(axis=1)
+            out["curve"] = [_json_float(float(str(np.float32(x)))) for x in curve]  # float32, shortest
+            out["curve_block"] = block
+        return out
+
+
+MAX_CURVE_POINTS = 2000
+
+
+def curve_block(steps: int) -> int:
+    """Curves of more than `MAX_CURVE_POINTS` steps are stored as means over blocks of this many steps."""
+    return 1 if steps <= MAX_CURVE_POINTS else math.ceil(steps / MAX_CURVE_POINTS)
+
+
+def _json_float(x: float) -> float | str:
+    """JSON has no NaN/inf: write them as strings."""
+    x = float(x)
+    return x if math.isfinite(x) else str(x)
+
+
+class Trainer:
+    """Compiled training of one task with one optimizer, reusable over seeds and learning rates.
+
+    Args:
+        task: the task (see module docstring).
+        optimizer: a fresh Keras optimizer; it is built on the task's variables here.
+        chunk_size: steps per compiled call (progress is reported once per chunk).
+        jit_compile: compile the whole chunk with XLA; if XLA rejects it, falls back to a graph.
+    """
+
+    def __init__(self, task: Any, optimizer: keras.optimizers.Optimizer, chunk_size: int = 100,
+                 jit_compile: bool = True):
+        self.task = task
+        self.optimizer = optimizer
+        self.chunk_size = int(chunk_size)
+        self.jit_compile = bool(jit_compile)
+        self.variables = [tf.Variable(p, name=f"param_{i}") for i, p in enumerate(task.init_params(0))]
+        optimizer.build(self.variables)
+        self._initial_state = [np.array(v.numpy()) for v in optimizer.variables]
+        self._chunk = self._make_chunk(self.jit_compile)
+
+    def _make_chunk(self, jit_compile: bool):
+        task, optimizer, variables = self.task, self.optimizer, self.variables
+
+        def chunk(seed, start, num_steps: int):
+            losses = tf.TensorArray(tf.float32, size=num_steps)
+            for i in tf.range(num_steps):
+                batch = task.sample_batch(seed, start + i)
+                with tf.GradientTape() as tape:
+                    loss = task.loss(variables, batch)
+                grads = tape.gradient(loss, variables)
+                optimizer.apply_gradients(zip(grads, variables))
+                losses = losses.write(i, tf.cast(loss, tf.float32))
+            return losses.stack()
+
+        return tf.function(chunk, jit_compile=jit_compile)
+
+    def params(self) -> list[tf.Tensor]:
+        """The current weights, as tensors."""
+        return [tf.convert_to_tensor(v) for v in self.variables]
+
+    def reset(self, seed: int, learning_rate: float) -> None:
+        """Weights from `task.init_params(seed)`, the optimizer's state as built, its rate set."""
+        for variable, value in zip(self.variables, self.task.init_params(seed)):
+            variable.assign(value)
+        for variable, value in zip(self.optimizer.variables, self._initial_state):
+            variable.assign(value)
+        self.optimizer.learning_rate = float(learning_rate)
+
+    def train(self, seed: int, start: int, num_steps: int) -> np.ndarray:
+        """Runs `num_steps` steps from step index `start` (no reset); returns the minibatch losses."""
+        seed_t, start_t = tf.constant(seed, tf.int32), tf.constant(start, tf.int32)
+        try:
+            return self._chunk(seed_t, start_t, int(num_steps)).numpy()
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError, tf.errors.InternalError):
+            if not self.jit_compile:
+                raise
+            # XLA could not compile the chunk (it fails before running it): fall back to a graph.
+            self.jit_compile = False
+            self._chunk = self._make_chunk(False)
+            return self._chunk(seed_t, start_t, int(num_steps)).numpy()
+
+    def run(self, seed: int, steps: int, learning_rate: float,
+            progress: ProgressCallback | None = None) -> RunResult:
+        """Trains `steps` steps from `init_params(seed)` at `learning_rate`; evaluates the final weights."""
+        self.reset(seed, learning_rate)
+        curves, done, seconds = [], 0, 0.0
+        while done < steps:
+            n = min(self.chunk_size, steps - done)
+            began = time.perf_counter()
+            curves.append(self.train(seed, done, n))
+            seconds += time.perf_counter() - began
+            done += n
+            if progress is not None:
+                progress(n)
+        params = self.params()
+        extra = {"seed": seed} if getattr(self.task, "needs_seed", False) else {}
+        final_loss = float(self.task.full_loss(params, **extra))
+        test = self.task.test_metrics(params, **extra)
+        test = {k: float(v) for k, v in test.items()} if test else None
+        return RunResult(seed=int(seed), learning_rate=float(learning_rate),
+                         curve=np.concatenate(curves) if curves else np.zeros(0, np.float32),
+                         final_loss=final_loss, test=test, seconds=seconds)
+
+
+# --- tuning -------------------------------------------------------------------------------------
+
+@dataclass
+class TuningResult:
+    """Final losses of every grid point on every tuning seed, and the chosen rate."""
+    grid: list[float]
+    losses: dict[float, list[float]]
+    best_lr: float
+    at_edge: bool
+    seeds: list[int]
+
+    def mean(self, lr: float) -> float:
+        return _tuning_score(self.losses[lr])
+
+    def to_json(self) -> dict:
+        return {"grid": self.grid, "seeds": self.seeds, "best_lr": self.best_lr, "at_edge": self.at_edge,
+                "criterion": "mean final loss over the tuning seeds (non-finite = inf)",
+                "mean_final_loss": {repr(lr): _json_float(self.mean(lr)) for lr in self.grid},
+                "final_losses": {repr(lr): [_json_float(x) for x in self.losses[lr]] for lr in self.grid}}
+
+
+def tune_learning_rate(run: Callable[[int, float], float], grid: Sequence[float], seeds: Sequence[int],
+                       max_extensions: int = 2) -> TuningResult:
+    """Picks the grid rate with the lowest mean final loss over `seeds`.
+
+    `run(seed, lr)` returns the final loss of one run. If the best rate is the smallest or largest
+    grid point, the grid is extended by the ratio of its two outermost points on that side (up to
+    `max_extensions` times). Ties go to the smaller rate.
+    """
+    grid = sorted(float(x) for x in grid)
+    if not grid:
+        raise ValueError("empty learning-rate grid")
+    losses: dict[float, list[float]] = {}
+
+    def evaluate(lr: float) -> None:
+        if lr not in losses:
+            losses[lr] = [float(run(seed, lr)) for seed in seeds]
+
+    for lr in grid:
+        evaluate(lr)
+    for _ in range(max_extensions if len(grid) > 1 else 0):
+        best = min(grid, key=lambda lr: (_tuning_score(losses[lr]), lr))
+        if best == grid[0]:
+            new = grid[0] * grid[0] / grid[1]
+        elif best == grid[-1]:
+            new = grid[-1] * grid[-1] / grid[-2]
+        else:
+            break
+        new = float(f"{new:.3g}")
+        evaluate(new)
+        grid = sorted(grid + [new])
+    best = min(grid, key=lambda lr: (_tuning_score(losses[lr]), lr))
+    at_edge = len(grid) > 1 and best in (grid[0], grid[-1])
+    return TuningResult(grid=grid, losses=losses, best_lr=best, at_edge=at_edge, seeds=list(seeds))
+
+
+# --- one task, several optimizers ---------------------------------------------------------------
+
+def tuning_seeds(count: int) -> list[int]:
+    """The tuning seeds: disjoint from the evaluation seeds 0..N-1."""
+    return [TUNING_SEED_OFFSET + i for i in range(count)]
+
+
+def count_steps(optimizers: Sequence[OptimizerSpec], steps: int, num_seeds: int, num_tune_seeds: int,
+                max_extensions: int = 2) -> int:
+    """Upper bound of the training steps `evaluate_task` runs (for a progress bar)."""
+    total = 0
+    for spec in optimizers:
+        total += steps * num_seeds
+        if spec.tuned:
+            total += steps * num_tune_seeds * (len(spec.grid) + (max_extensions if len(spec.grid) > 1 else 0))
+    return total
+
+
+def evaluate_task(task: Any, optimizers: Sequence[OptimizerSpec], steps: int, seeds: Sequence[int],
+                  tune_seeds: Sequence[int], chunk_size: int = 100, jit_compile: bool = True,
+                  max_extensions: int = 2, progress: ProgressCallback | None = None,
+                  keep_curves: bool = True) -> dict:
+    """Tunes (where the spec has a grid) and evaluates every optimizer on one task.
+
+    Returns a JSON-ready dict: label -> {learning_rate, tuning, runs, final_loss stats, test stats}.
+    """
+    results: dict[str, dict] = {}
+    for spec in optimizers:
+        trainer = Trainer(task, spec.factory(spec.default_lr), chunk_size=chunk_size, jit_compile=jit_compile)
+        tuning = None
+        lr = spec.default_lr
+        if spec.tuned:
+            tuning = tune_learning_rate(
+                lambda seed, rate: trainer.run(seed, steps, rate, progress).final_loss,
+                spec.grid, tune_seeds, max_extensions=max_extensions)
+            lr = tuning.best_lr
+        runs = [trainer.run(seed, steps, lr, progress) for seed in seeds]
+        results[spec.label] = summarize_runs(runs, lr, tuning, keep_curves=keep_curves)
+        results[spec.label]["optimizer"] = {"label": spec.label, "default_lr": spec.default_lr,
+                                            "grid": list(spec.grid), **spec.info}
+        results[spec.label]["xla"] = trainer.jit_compile
+    return results
+
+
+def summarize_runs(runs: Sequence[RunResult], learning_rate: float, tuning: TuningResult | None,
+                   keep_curves: bool = True) -> dict:
+    """The JSON record of one optimizer on one task."""
+    test_names = sorted({k for r in runs for k in (r.test or {})})
+    return {
+        "learning_rate": learning_rate,
+        "tuning": tuning.to_json() if tuning else None,
+        "final_loss": summarize([r.final_loss for r in runs]),
+        "test": {name: summarize([(r.test or {}).get(name, math.nan) for r in runs]) for name in test_names}
+                or None,
+        "seconds_per_run": summarize([r.seconds for r in runs]),
+        "runs": [r.to_json(with_curve=keep_curves) for r in runs],
+    }
+
+
+# --- time to reach a target loss (the paper's 8-layer comparison) -------------------------------
+
+def time_to_target(trainer: Trainer, seed: int, learning_rate: float, target: float, max_steps: int,
+                   check_every: int = 50) -> dict:
+    """Trains until `task.full_loss` <= `target` (checked every `check_every` steps) or `max_steps`.
+
+    Returns steps and training seconds to reach it (None if never), excluding the time of the checks
+    and of the first (compiling) chunk, which is re-run from the start after a warm-up.
+    """
+    trainer.reset(seed, learning_rate)
+    trainer.train(seed, 0, check_every)  # warm-up: trace and compile
+    trainer.reset(seed, learning_rate)
+    seconds, done = 0.0, 0
+    while done < max_steps:
+        began = time.perf_counter()
+        trainer.train(seed, done, check_every)
+        seconds += time.perf_counter() - began
+        done += check_every
+        extra = {"seed": seed} if getattr(trainer.task, "needs_seed", False) else {}
+        loss = float(trainer.task.full_loss(trainer.params(), **extra))
+        if loss <= target:
+            return {"seed": seed, "reached": True, "steps": done, "seconds": seconds, "loss": loss}
+    return {"seed": seed, "reached": False, "steps": None, "seconds": None, "loss": loss,
+            "seconds_for_max_steps": seconds}
+
+
+# --- suites -------------------------------------------------------------------------------------
+
+def machine_info() -> dict:
+    """What the numbers were measured on."""
+    import datetime
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "platform": platform.platform(), "cpu": cpu, "cpu_cores": affinity,
+            "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+            "python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__}
+
+
+def suite_optimizers(suite: Any, task_spec: Any, bundles: Sequence[str | None],
+                     baselines: Sequence[str] | None = None) -> list[OptimizerSpec]:
+    """HyperAdam for each bundle (untuned) followed by the suite's baselines on the task's grids."""
+    specs = []
+    for bundle in bundles:
+        spec = hyperadam_spec(bundle, label="HyperAdam")
+        if len(bundles) > 1:
+            name = "default" if bundle is None else os.path.basename(os.path.normpath(str(bundle)))
+            label = f"HyperAdam[{name}, J={spec.info['num_candidates']}]"
+            taken = [s.label for s in specs]
+            if label in taken:
+                label = f"{label} #{sum(t.startswith(label) for t in taken) + 1}"
+            spec = dataclasses.replace(spec, label=label)
+        specs.append(spec)
+    for name in (baselines if baselines is not None else suite.baselines):
+        specs.append(baseline_spec(name, task_spec.grids.get(name)))
+    return specs
+
+
+def run_suite(suite: Any, bundles: Sequence[str | None] = (None,), seeds: int | None = None,
+              tune_seeds: int | None = None, long: bool = False, baselines: Sequence[str] | None = None,
+              chunk_size: int = 100, jit_compile: bool = True, max_extensions: int = 2,
+              progress: bool = True, command: str | None = None, keep_curves: bool = True) -> dict:
+    """Runs a comparison suite (a `suites.Suite` or its name) and returns every number as a JSON-ready
+    dict (see `report.py` for the rendering). `seeds`/`tune_seeds` default to the suite's."""
+    from tqdm.auto import tqdm
+
+    from hyperadam_keras import suites as suites_module
+
+    if isinstance(suite, str):
+        suite = suites_module.get_suite(suite)
+    bundles = list(bundles) or [None]
+    num_seeds = int(seeds if seeds is not None else suite.seeds)
+    num_tune = int(tune_seeds if tune_seeds is not None else suite.tune_seeds)
+    eval_seeds, tune = list(range(num_seeds)), tuning_seeds(num_tune)
+    plan = [(spec, suite_optimizers(suite, spec, bundles, baselines)) for spec in suite.tasks]
+    total = sum(count_steps(opts, spec.num_steps(long), num_seeds, num_tune, max_extensions) for spec, opts in plan)
+    started = time.perf_counter()
+    results = {"suite": suite.name, "description": suite.description, "note": suite.note,
+               "command": command, "machine": machine_info(),
+               "settings": {"seeds": eval_seeds, "tuning_seeds": tune, "long": long, "chunk_size": chunk_size,
+                            "jit_compile": jit_compile, "max_grid_extensions": max_extensions,
+                            "tuning": "baselines tuned on tuning seeds disjoint from the evaluation seeds, "
+                                      "by mean final loss; HyperAdam untuned at its default step size",
+                            "std": "sample standard deviation (ddof=1) over seeds with a finite final loss"},
+               "tasks": []}
+    with tqdm(total=total, unit="step", desc=suite.name, disable=not progress, smoothing=0.05) as bar:
+        for spec, optimizers in plan:
+            bar.set_postfix_str(spec.name)
+            task = suites_module.build_task(spec)
+            steps = spec.num_steps(long)
+            task_started = time.perf_counter()
+            per_optimizer = evaluate_task(task, optimizers, steps, eval_seeds, tune, chunk_size=chunk_size,
+                                          jit_compile=jit_compile, max_extensions=max_extensions,
+                                          progress=bar.update, keep_curves=keep_curves)
+            results["tasks"].append({
+                "name": spec.name, "kind": spec.kind, "kwargs": spec.kwargs, "steps": steps,
+                "reference": spec.reference, "optimizers": list(per_optimizer),
+                "has_test": any(r["test"] for r in per_optimizer.values()),
+                "seconds": round(time.perf_counter() - task_started, 2), "results": per_optimizer})
+        bar.total = bar.n
+        bar.refresh()
+    results["seconds"] = round(time.perf_counter() - started, 2)
+    return results
+
+
+# --- the bench suite ----------------------------------------------------------------------------
+
+def _state_bytes(optimizer: keras.optimizers.Optimizer) -> int:
+    """Bytes of an optimizer's per-parameter state (every variable but the scalar counters/rates)."""
+    return int(sum(np.prod(v.shape) * np.dtype(v.dtype).itemsize for v in optimizer.variables
+                   if len(v.shape) > 0))
+
+
+def run_bench(suite: Any = "bench", bundle: str | None = None, seeds: int | None = None,
+              tune_seeds: int | None = None, speed_kwargs: dict | None = None, progress: bool = True,
+              command: str | None = None, check_every: int = 50, horizon_factor: int = 3,
+              with_speed: bool = True) -> dict:
+    """Speed and memory: `speed.run_speed_benchmarks` (step time HyperAdam vs Adam, update FLOP/s),
+    time to reach tuned Adam's loss on the suite's task (the paper's 8-layer sigmoid MLP), and the
+    optimizer state per parameter measured on the built optimizers.
+
+    Time to target: Adam is tuned on the task's grid (tuning seeds, `steps` of the task), the target is
+    tuned Adam's mean final loss over the evaluation seeds after `steps`; then HyperAdam (untuned) and
+    tuned Adam train from each evaluation seed until their full loss reaches it (checked every
+    `check_every` steps, at most `horizon_factor` × steps), timing the training alone.
+    """
+    from hyperadam_keras import suites as suites_module
+
+    if isinstance(suite, str):
+        suite = suites_module.get_suite(suite)
+    started = time.perf_counter()
+    num_seeds = int(seeds if seeds is not None else suite.seeds)
+    num_tune = int(tune_seeds if tune_seeds is not None else suite.tune_seeds)
+    results: dict = {"suite": suite.name, "kind": "bench", "description": suite.description,
+                     "command": command, "machine": machine_info(), "note": suite.note,
+                     "settings": {"seeds": list(range(num_seeds)), "tuning_seeds": tuning_seeds(num_tune)}}
+    if not with_speed:
+        results["speed"] = {"error": "not run (with_speed=False)"}
+    else:
+        try:
+            from hyperadam_keras import speed
+        except ImportError as error:  # the rest of the suite does not need it
+            results["speed"] = {"error": f"hyperadam_keras.speed unavailable: {error}"}
+        else:
+            kwargs = dict(speed_kwargs or {})
+            if bundle is not None:
+                kwargs.setdefault("meta_params", bundle)
+            results["speed"] = speed.run_speed_benchmarks(**kwargs)
+            results["speed_markdown"] = speed.format_markdown(results["speed"])
+
+    spec = suite.tasks[0]
+    task = suites_module.build_task(spec)
+    steps = spec.num_steps()
+    hyper, adam = hyperadam_spec(bundle, label="HyperAdam"), baseline_spec("Adam", spec.grids.get("Adam"))
+    tuned = evaluate_task(task, [adam], steps, list(range(num_seeds)), tuning_seeds(num_tune),
+                          keep_curves=False)["Adam"]
+    target = float(tuned["final_loss"]["mean"])
+    trainers = {"HyperAdam": (Trainer(task, hyper.factory(hyper.default_lr)), hyper.default_lr),
+                "Adam": (Trainer(task, adam.factory(tuned["learning_rate"])), tuned["learning_rate"])}
+    reach = {}
+    for label, (trainer, lr) in trainers.items():
+        runs = [time_to_target(trainer, seed, lr, target, horizon_factor * steps, check_every)
+                for seed in range(num_seeds)]
+        reached = [r for r in runs if r["reached"]]
+        reach[label] = {"learning_rate": lr, "runs": runs, "reached": len(reached),
+                        "median_steps": float(np.median([r["steps"] for r in reached])) if reached else None,
+                        "median_seconds": float(np.median([r["seconds"] for r in reached])) if reached else None}
+    results["time_to_target"] = {
+        "task": spec.name, "steps": steps, "target": target, "adam_tuning": tuned["tuning"],
+        "adam_final_loss": tuned["final_loss"], "adam_final_losses": [r["final_loss"] for r in tuned["runs"]],
+        "check_every": check_every,
+        "max_steps": horizon_factor * steps, "results": reach}
+    num_params = int(sum(np.prod(v.shape) for v in trainers["HyperAdam"][0].variables))
+    results["memory"] = {label: {"parameters": num_params, "state_bytes": _state_bytes(t.optimizer),
+                                 "bytes_per_parameter": _state_bytes(t.optimizer) / num_params}
+                         for label, (t, _) in trainers.items()}
+    results["memory"]["task"] = spec.name
+    results["seconds"] = round(time.perf_counter() - started, 2)
+    return results

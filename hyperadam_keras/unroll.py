@@ -1,0 +1,167 @@
+"""Truncated unrolls of HyperAdam on an optimizee task, and their meta-gradients (pure functions).
+
+Three kinds of state are kept apart, as in `learned_optimization`:
+  * meta-parameters: a `equations.MetaWeights` of tensors or `tf.Variable`s (what meta-training learns);
+  * per-parameter optimizer state: one `equations.CoordinateState` per optimizee tensor, flattened to
+    `[n, H]` / `[n, J]` rows (what `HyperAdam` keeps in its slots);
+  * the unroll: an `UnrollState` (optimizee parameters, their optimizer state, the step counter) that
+    a truncation takes in and hands back, so a horizon of T steps is T / K truncations of K steps.
+
+The update math is `equations.hyperadam_direction` with the two global reductions of the paper
+(`gradient_sq_norm`, `moment_column_sq_norms`) taken over all optimizee tensors, exactly as
+`HyperAdam._backend_update_step` does; a test checks that K steps here equal K steps of the optimizer.
+
+Meta-loss of a truncation of K steps from iterate w_0: the mean of L(w_k; batch_k) for k = 1..K, the
+losses of the K iterates the truncation produces, each on the batch that step k+1 computes its
+gradient on. Every term depends on the meta-parameters (the loss of w_0 would not), and K-1 of the
+K losses are the ones the next gradient needs anyway; only the last costs one extra forward pass.
+The optimizee gradient is a constant to the meta-gradient (first order, as the paper) unless
+`second_order=True`.
+
+Task interface used here (see `tasks.py`): `task.init_params(seed) -> list[tf.Tensor]`,
+`task.sample_batch(seed, step)` (graph/XLA compatible) and `task.loss(params, batch) -> scalar`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Sequence
+
+import tensorflow as tf
+
+from hyperadam_keras import equations
+from hyperadam_keras.meta_params import NAMES, MetaParams
+
+DEFAULT_LEARNING_RATE = 0.005  # α of the paper's meta-training
+DEFAULT_EPSILON = 1e-24  # ε of the candidate updates (paper)
+
+
+class UnrollState(NamedTuple):
+    """What a truncation carries in and out: optimizee parameters, their HyperAdam state, step counter."""
+
+    params: list  # optimizee tensors, their own shapes
+    opt_state: list  # one equations.CoordinateState per tensor, rows = that tensor's coordinates
+    step: tf.Tensor  # int64 scalar: optimizee steps taken so far on this task (selects the batches)
+
+
+# --- meta-parameters ------------------------------------------------------------------------------
+
+
+def meta_variables(params: MetaParams, trainable: bool = True, dtype=tf.float32) -> equations.MetaWeights:
+    """The meta-parameters as `tf.Variable`s, in the order of `MetaWeights` / `meta_params.NAMES`."""
+    return equations.MetaWeights(*(
+        tf.Variable(tf.cast(params.values[name], dtype), trainable=trainable, name=name.replace("/", "_"))
+        for name in NAMES))
+
+
+def to_meta_params(meta: equations.MetaWeights, source: str = "meta-training") -> MetaParams:
+    """Validated float32 `MetaParams` from tensors or variables (raises on NaN / inf)."""
+    return MetaParams.from_arrays({name: tf.cast(value, tf.float32).numpy() for name, value in
+                                   zip(NAMES, meta)}, source=source)
+
+
+# --- per-parameter state and one step -------------------------------------------------------------
+
+
+def init_opt_state(params: Sequence[tf.Tensor], num_candidates: int, hidden: int) -> list:
+    """Zero HyperAdam state for each optimizee tensor (h = c = m = v = β̂ = γ̂ = 0, as the optimizer's slots)."""
+    states = []
+    for p in params:
+        n = tf.size(p)
+        zeros_h = tf.zeros(tf.stack([n, hidden]), p.dtype)
+        zeros_j = tf.zeros(tf.stack([n, num_candidates]), p.dtype)
+        states.append(equations.CoordinateState(zeros_h, zeros_h, zeros_j, zeros_j, zeros_j, zeros_j))
+    return states
+
+
+def init_unroll_state(params: Sequence[tf.Tensor], num_candidates: int, hidden: int) -> UnrollState:
+    """Start of a task: given initial parameters, zero optimizer state, step 0."""
+    params = [tf.convert_to_tensor(p) for p in params]
+    return UnrollState(params, init_opt_state(params, num_candidates, hidden), tf.constant(0, tf.int64))
+
+
+def hyperadam_update(meta: equations.MetaWeights, params: Sequence[tf.Tensor], grads: Sequence[tf.Tensor],
+                     opt_state: Sequence[equations.CoordinateState], learning_rate: float,
+                     epsilon: float = DEFAULT_EPSILON) -> tuple[list, list]:
+    """One HyperAdam step on all optimizee tensors: w_t = w_{t-1} - α d_t, norms global over all of them.
+
+    Returns (new params, new per-tensor states). Same math and reductions as `HyperAdam`.
+    """
+    flat_grads = [tf.reshape(g, [-1]) for g in grads]
+    grad_sq_norm = equations.gradient_sq_norm(flat_grads)
+    moment_col_sq_norms = equations.moment_column_sq_norms([s.m for s in opt_state])
+    new_params, new_states = [], []
+    for p, g, s in zip(params, flat_grads, opt_state):
+        direction, new_s = equations.hyperadam_direction(meta, g, s, grad_sq_norm, moment_col_sq_norms, epsilon)
+        new_params.append(p - tf.cast(learning_rate, p.dtype) * tf.reshape(direction, tf.shape(p)))
+        new_states.append(new_s)
+    return new_params, new_states
+
+
+# --- truncations ------------------------------------------------------------------------------------
+
+
+def _loss_and_grads(task, params: list, batch, second_order: bool):
+    with tf.GradientTape() as tape:
+        tape.watch(params)
+        loss = task.loss(params, batch)
+    grads = tape.gradient(loss, params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    if not second_order:
+        # First order (the paper): the optimizee gradient is data to the meta-gradient.
+        grads = [tf.stop_gradient(g) for g in grads]
+    return loss, grads
+
+
+def unroll(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num_steps: int,
+           learning_rate: float = DEFAULT_LEARNING_RATE, epsilon: float = DEFAULT_EPSILON,
+           second_order: bool = False) -> tuple[tf.Tensor, tf.Tensor, UnrollState]:
+    """Runs `num_steps` HyperAdam steps from `state` (a Python loop: unrolled in the graph).
+
+    Returns (meta-loss, losses [num_steps], new state): losses[k-1] = L(w_k; batch_k), the loss of the
+    k-th new iterate on the batch of step `state.step + k`; meta-loss is their mean. Differentiable
+    with respect to `meta` (record it under a `GradientTape`; see `meta_gradient`).
+    """
+    params, opt_state, step = list(state.params), list(state.opt_state), state.step
+    batch = task.sample_batch(task_seed, step)
+    _, grads = _loss_and_grads(task, params, batch, second_order)
+    losses = []
+    for k in range(1, num_steps + 1):
+        params, opt_state = hyperadam_update(meta, params, grads, opt_state, learning_rate, epsilon)
+        batch = task.sample_batch(task_seed, step + k)
+        if k < num_steps:
+            loss, grads = _loss_and_grads(task, params, batch, second_order)
+        else:  # the last iterate's loss only: its gradient belongs to the next truncation
+            loss = task.loss(params, batch)
+        losses.append(loss)
+    losses = tf.stack(losses)
+    return tf.reduce_mean(losses), losses, UnrollState(params, opt_state, step + num_steps)
+
+
+def meta_gradient(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num_steps: int,
+                  learning_rate: float = DEFAULT_LEARNING_RATE, epsilon: float = DEFAULT_EPSILON,
+                  second_order: bool = False) -> tuple[tf.Tensor, list, UnrollState]:
+    """One truncation and the gradient of its meta-loss: (meta-loss, grads in `meta` order, new state).
+
+    The carried-in state is a constant (truncated backpropagation through time); the carried-out
+    state is returned without a gradient path, ready for the next truncation.
+    """
+    state = tf.nest.map_structure(tf.stop_gradient, state)
+    with tf.GradientTape() as tape:
+        tape.watch([m for m in meta if not isinstance(m, tf.Variable)])
+        meta_loss, _, new_state = unroll(meta, task, state, task_seed, num_steps, learning_rate, epsilon,
+                                         second_order)
+    grads = tape.gradient(meta_loss, list(meta), unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return meta_loss, grads, tf.nest.map_structure(tf.stop_gradient, new_state)
+
+
+def evaluate(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num_steps: int,
+             learning_rate: float = DEFAULT_LEARNING_RATE,
+             epsilon: float = DEFAULT_EPSILON) -> tuple[tf.Tensor, UnrollState]:
+    """Forward only, for meta-validation: (losses [num_steps] of the new iterates, final state)."""
+    meta = equations.MetaWeights(*(tf.stop_gradient(tf.convert_to_tensor(m)) for m in meta))
+    _, losses, new_state = unroll(meta, task, state, task_seed, num_steps, learning_rate, epsilon)
+    return losses, new_state
+
+
+def compile_fn(fn: Callable, jit_compile: bool) -> Callable:
+    """`tf.function` with or without XLA; `reduce_retracing` so new tasks of one family reuse the graph."""
+    return tf.function(fn, jit_compile=jit_compile, reduce_retracing=True)

@@ -1,0 +1,227 @@
+"""Meta-parameter bundles: round trip, every bad bundle's clear error, loading runs no bundle code,
+the `step` signature agrees with the optimizer and the reference, and the shipped default."""
+
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import numpy_reference as ref
+from hyperadam_keras import (HyperAdam, MetaParams, MetaParamsError, adam_ensemble, default_bundle_path,
+                             load_meta_params, random_meta_params, read_bundle_metadata, save_meta_params)
+from hyperadam_keras.meta_params import NAMES
+
+PARAMS = random_meta_params(4, 6, seed=13, scale=1.0)
+
+
+@pytest.fixture(scope="module")
+def good_bundle(tmp_path_factory):
+    return save_meta_params(PARAMS, tmp_path_factory.mktemp("good") / "bundle",
+                            metadata={"note": "made by test_bundle", "validation": {"loss": 0.25}})
+
+
+def copy_bundle(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def write_raw_bundle(path, arrays, meta):
+    """A SavedModel of an arbitrary tf.Module whose variables sit at `group/name` (the checkpoint
+    keys a bundle uses), plus a meta.json: how a foreign or broken bundle looks on disk."""
+    module = tf.Module()
+    for name, value in arrays.items():
+        group, var = name.split("/")
+        if not hasattr(module, group):
+            setattr(module, group, tf.Module())
+        setattr(getattr(module, group), var, tf.Variable(value))
+    tf.saved_model.save(module, str(path))
+    (path / "assets").mkdir(exist_ok=True)
+    (path / "assets" / "meta.json").write_text(json.dumps(meta))
+    return path
+
+
+def valid_meta(params=PARAMS):
+    return {"format_version": 1, "num_candidates": params.num_candidates, "hidden": params.hidden}
+
+
+def test_round_trip_keeps_arrays_and_metadata(good_bundle):
+    loaded = load_meta_params(good_bundle)
+    for name in NAMES:
+        np.testing.assert_array_equal(loaded.values[name], PARAMS.values[name], err_msg=name)
+    assert (loaded.num_candidates, loaded.hidden) == (4, 6)
+    assert loaded.fingerprint() == PARAMS.fingerprint()
+    meta = read_bundle_metadata(good_bundle)
+    assert meta["note"] == "made by test_bundle" and meta["validation"] == {"loss": 0.25}
+    assert meta["format_version"] == 1 and meta["num_candidates"] == 4 and meta["hidden"] == 6
+    assert meta["sha256"] == PARAMS.fingerprint()
+    arrays = loaded.arrays()
+    assert set(arrays) == set(NAMES) and all(a.dtype == np.float32 for a in arrays.values())
+    assert MetaParams.from_arrays(arrays).fingerprint() == PARAMS.fingerprint()
+
+
+def test_save_refuses_to_overwrite(good_bundle):
+    with pytest.raises(FileExistsError):
+        save_meta_params(PARAMS, good_bundle)
+
+
+def test_missing_path(tmp_path):
+    with pytest.raises(MetaParamsError, match="not found"):
+        load_meta_params(tmp_path / "nowhere")
+
+
+def test_file_instead_of_directory(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(MetaParamsError, match="got a file"):
+        load_meta_params(f)
+
+
+def test_missing_meta_json(tmp_path, good_bundle):
+    path = copy_bundle(good_bundle, tmp_path / "b")
+    (path / "assets" / "meta.json").unlink()
+    with pytest.raises(MetaParamsError, match="meta.json"):
+        load_meta_params(path)
+
+
+def test_malformed_json(tmp_path, good_bundle):
+    path = copy_bundle(good_bundle, tmp_path / "b")
+    (path / "assets" / "meta.json").write_text('{"format_version": 1,')
+    with pytest.raises(MetaParamsError, match="malformed JSON"):
+        load_meta_params(path)
+    (path / "assets" / "meta.json").write_text("[1, 2]")
+    with pytest.raises(MetaParamsError, match="JSON object"):
+        load_meta_params(path)
+
+
+@pytest.mark.parametrize("version", [2, None, "1"])
+def test_unknown_format_version(tmp_path, good_bundle, version):
+    path = copy_bundle(good_bundle, tmp_path / "b")
+    meta = json.loads((path / "assets" / "meta.json").read_text())
+    if version is None:
+        del meta["format_version"]
+    else:
+        meta["format_version"] = version
+    (path / "assets" / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(MetaParamsError, match="format_version"):
+        load_meta_params(path)
+
+
+def test_meta_json_disagreeing_with_variables(tmp_path, good_bundle):
+    path = copy_bundle(good_bundle, tmp_path / "b")
+    meta = json.loads((path / "assets" / "meta.json").read_text())
+    meta["num_candidates"] = 20
+    (path / "assets" / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(MetaParamsError, match="num_candidates=20"):
+        load_meta_params(path)
+
+
+def test_missing_variables_file(tmp_path, good_bundle):
+    path = copy_bundle(good_bundle, tmp_path / "b")
+    shutil.rmtree(path / "variables")
+    with pytest.raises(MetaParamsError, match="variables"):
+        load_meta_params(path)
+
+
+def test_missing_variable(tmp_path):
+    arrays = PARAMS.arrays()
+    del arrays["adam_cell/gamma_kernel"]
+    path = write_raw_bundle(tmp_path / "b", arrays, valid_meta())
+    with pytest.raises(MetaParamsError, match="missing meta-parameter variable adam_cell/gamma_kernel"):
+        load_meta_params(path)
+
+
+def test_foreign_saved_model(tmp_path):
+    """A SavedModel of some other tf.Module (a Keras-like dense layer) is not a bundle."""
+    path = write_raw_bundle(tmp_path / "b", {"dense/kernel": np.ones((3, 2), np.float32),
+                                             "dense/bias": np.zeros(2, np.float32)}, valid_meta())
+    with pytest.raises(MetaParamsError, match="missing meta-parameter variable preprocess/kernel"):
+        load_meta_params(path)
+
+
+def test_wrong_shape(tmp_path):
+    arrays = PARAMS.arrays()
+    arrays["state_cell/kernel"] = np.zeros((12, 25), np.float32)  # expected (2H, 4H) = (12, 24)
+    path = write_raw_bundle(tmp_path / "b", arrays, valid_meta())
+    with pytest.raises(MetaParamsError, match=r"state_cell/kernel has shape \(12, 25\), expected \(12, 24\)"):
+        load_meta_params(path)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_value(tmp_path, bad):
+    arrays = PARAMS.arrays()
+    arrays["weight_cell/kernel"][2, 1] = bad
+    path = write_raw_bundle(tmp_path / "b", arrays, valid_meta())
+    with pytest.raises(MetaParamsError, match="weight_cell/kernel contains non-finite"):
+        load_meta_params(path)
+
+
+def test_raw_writer_makes_loadable_bundles(tmp_path):
+    """Guards the tests above: the same raw writer with correct arrays gives a loadable bundle,
+    so each error really comes from the one defect introduced."""
+    path = write_raw_bundle(tmp_path / "b", PARAMS.arrays(), valid_meta())
+    assert load_meta_params(path).fingerprint() == PARAMS.fingerprint()
+
+
+@pytest.mark.parametrize("damage", ["deleted", "garbage"])
+def test_loading_runs_no_bundle_code(tmp_path, good_bundle, damage):
+    """Loading reads only the variables and the JSON: without a usable saved_model.pb (the graph and
+    its functions) the meta-parameters still load, while TensorFlow's own loader fails."""
+    path = copy_bundle(good_bundle, tmp_path / "b")
+    graph = path / "saved_model.pb"
+    if damage == "deleted":
+        graph.unlink()
+    else:
+        graph.write_bytes(b"\x00not a protobuf, and no function to run\xff" * 10)
+    assert load_meta_params(path).fingerprint() == PARAMS.fingerprint()
+    with pytest.raises(Exception):
+        tf.saved_model.load(str(path))
+
+
+def test_step_signature_agrees_with_optimizer_and_reference(good_bundle):
+    """Two steps of the bundle's `step` signature on a flat vector vs HyperAdam on a flat variable
+    (whose global norms are then that vector's) and vs the NumPy reference."""
+    step = tf.saved_model.load(str(good_bundle)).signatures["step"]
+    J, H, p = PARAMS.num_candidates, PARAMS.hidden, 40
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=p).astype(np.float32)
+    variable = keras.Variable(w.copy())
+    opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False)
+    state = {k: tf.zeros((p, H if k in ("h", "c") else J)) for k in ref.STATE_NAMES}
+    ref_w, ref_state = w.astype(np.float64), ref.zero_state(p, J, H)
+    weights = tf.constant(w)
+    for _ in range(2):
+        g = rng.normal(0, 0.1, p).astype(np.float32)
+        out = step(weights=weights, gradient=tf.constant(g), learning_rate=tf.constant(0.01), **state)
+        weights = out["weights"]
+        state = {k: out[k] for k in ref.STATE_NAMES}
+        opt.apply_gradients([(tf.constant(g), variable)])
+        ref_w, ref_state, _ = ref.reference_step(PARAMS.arrays(), ref_w, g, ref_state, 0.01)
+    assert ref.rel_err(weights.numpy() - w, variable.numpy() - w) < 1e-5
+    assert ref.rel_err(weights.numpy() - w, ref_w - w) < 1e-5
+    for name in ref.STATE_NAMES:
+        assert ref.rel_err(state[name].numpy(), opt.slots(variable)[name].numpy()) < 1e-5, name
+        assert ref.rel_err(state[name].numpy(), ref_state[name]) < 1e-5, name
+
+
+def test_shipped_default_is_the_documented_untrained_adam_ensemble():
+    path = default_bundle_path()
+    assert (path / "saved_model.pb").is_file()
+    params = load_meta_params(path)
+    assert (params.num_candidates, params.hidden) == (20, 20)
+    assert params.fingerprint() == adam_ensemble(20, 20).fingerprint()
+    meta = read_bundle_metadata(path)
+    assert meta["trained"] is False
+    assert meta["num_candidates"] == 20 and meta["hidden"] == 20
+    assert meta["sha256"] == params.fingerprint()
+    beta = 1 / (1 + np.exp(-params.values["adam_cell/beta_bias"].astype(np.float64)))
+    gamma = 1 / (1 + np.exp(-params.values["adam_cell/gamma_bias"].astype(np.float64)))
+    np.testing.assert_allclose(beta, np.linspace(0.5, 0.99, 20), rtol=1e-6)
+    np.testing.assert_allclose(gamma, 0.999, rtol=1e-6)
+    np.testing.assert_allclose(params.values["weight_cell/bias"], 1 / 20)  # ρ = ELU(1/J) = 1/J
+    for name in NAMES:
+        if "kernel" in name:
+            assert not params.values[name].any(), name
+    assert HyperAdam().meta_params.fingerprint() == params.fingerprint()

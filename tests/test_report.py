@@ -1,0 +1,104 @@
+"""Reports: the Markdown tables hold the numbers of the JSON, the plots are real PNGs."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from hyperadam_keras import evaluate, report, suites
+from test_evaluate import TinyQuadratic
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def results() -> dict:
+    suites.register_task_kind("tiny-quadratic", TinyQuadratic)
+    suite = suites.register_suite(suites.Suite(
+        name="tiny-report", description="a tiny quadratic", baselines=("SGD-momentum",), seeds=3, tune_seeds=1,
+        tasks=(suites.TaskSpec(name="quad", kind="tiny-quadratic", kwargs={"noise": 0.1}, steps=10,
+                               grids={"SGD-momentum": (0.01, 0.1, 0.3)},
+                               reference={"paper's Adam": 0.35, "baselines.md": "0.228 ± 0.004"}),)))
+    return evaluate.run_suite(suite, progress=False, command="hyperadam-keras evaluate --suite tiny-report")
+
+
+def test_number_formatting():
+    assert report.fmt(0.22812) == "0.228"
+    assert report.fmt(2.30259) == "2.303"
+    assert report.fmt(0.051234) == "0.0512"
+    assert report.fmt("nan") == "nan" and report.fmt(math.inf) == "inf"
+    assert report.fmt_stats({"mean": 0.2281, "std": 0.0041, "n_nonfinite": 0}) == "0.228 ± 0.0041"
+    assert report.fmt_stats({"mean": 1.5, "std": 0.25, "n_nonfinite": 2}) == "1.500 ± 0.250 (2 non-finite)"
+
+
+def test_report_files_hold_the_json_numbers(results, tmp_path):
+    paths = report.write_report(results, str(tmp_path))
+    saved = json.loads(open(paths["json"]).read())  # strict JSON (no bare NaN)
+    markdown = open(paths["markdown"]).read()
+    task = saved["tasks"][0]
+    assert list(task["results"]) == ["HyperAdam", "SGD-momentum"]
+    row = next(line for line in markdown.splitlines() if line.startswith("| quad | 10 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    hyper, sgd = task["results"]["HyperAdam"], task["results"]["SGD-momentum"]
+    for cell, record in zip(cells[2:4], (hyper, sgd)):
+        stats = record["final_loss"]
+        assert cell.strip("*") == f"{report.fmt(stats['mean'])} ± {report.fmt(stats['std'])}"
+        finals = [r["final_loss"] for r in record["runs"]]
+        assert stats["mean"] == pytest.approx(sum(finals) / len(finals))
+    best = min((hyper, sgd), key=lambda r: r["final_loss"]["mean"])
+    assert cells[2 + [hyper, sgd].index(best)].startswith("**")  # the lower mean is in bold
+    delta = hyper["final_loss"]["mean"] - sgd["final_loss"]["mean"]
+    assert cells[4] == f"{delta:+.3f} (vs SGD-momentum)"
+    assert cells[5:] == ["0.350", "0.228 ± 0.004"]  # the reference columns
+    lr_row = next(line for line in markdown.splitlines() if line.startswith("| quad |") and "untuned" in line)
+    grid = ", ".join(report.fmt_lr(x) for x in sgd["tuning"]["grid"])
+    assert f"**{report.fmt_lr(sgd['learning_rate'])}** of {{{grid}}}" in lr_row
+    assert "0.005 (untuned)" in lr_row
+    test_row = next(line for line in markdown.splitlines() if line.startswith("| quad | test_loss |"))
+    assert report.fmt_stats(hyper["test"]["test_loss"]) in test_row
+    assert "3 evaluation seeds (0..2)" in markdown and "1 separate tuning seeds (10000)" in markdown
+    assert "UNTRAINED" in markdown and "hyperadam-keras evaluate --suite tiny-report" in markdown
+    png = open(paths["curves"], "rb").read()
+    assert png.startswith(PNG_MAGIC) and len(png) > 10_000
+    assert "![loss curves](tiny-report_curves.png)" in markdown
+    # The JSON alone re-renders the same report.
+    assert report.suite_markdown(report.load_json(paths["json"])) + "\n" == markdown
+
+
+def test_nonfinite_results_are_counted_and_written_as_strict_json(results, tmp_path):
+    broken = json.loads(json.dumps(report.sanitize(results)))
+    record = broken["tasks"][0]["results"]["SGD-momentum"]
+    record["runs"][0]["final_loss"] = "nan"
+    record["final_loss"] = evaluate.summarize([report.as_float(r["final_loss"]) for r in record["runs"]])
+    assert record["final_loss"]["n_nonfinite"] == 1 and record["final_loss"]["n"] == 2
+    path = report.save_json(broken, str(tmp_path / "broken.json"))
+    assert "NaN" not in open(path).read()
+    assert "(1 non-finite)" in report.final_loss_table(report.load_json(path))
+    png = report.plot_final_losses(broken, str(tmp_path / "final.png"))
+    assert open(png, "rb").read().startswith(PNG_MAGIC)
+
+
+def test_bench_measures_time_to_target_and_state_bytes_per_parameter(tmp_path):
+    suites.register_task_kind("tiny-quadratic", TinyQuadratic)
+    suite = suites.register_suite(suites.Suite(
+        name="tiny-bench", description="bench on a tiny quadratic", kind="bench", seeds=2, tune_seeds=1,
+        tasks=(suites.TaskSpec(name="quad", kind="tiny-quadratic", steps=20, grids={"Adam": (0.03, 0.1, 0.3)}),)))
+    results = evaluate.run_bench(suite, with_speed=False, progress=False, check_every=5)
+    ttt = results["time_to_target"]
+    assert len(ttt["adam_final_losses"]) == 2
+    assert ttt["target"] == pytest.approx(sum(ttt["adam_final_losses"]) / 2)
+    assert ttt["adam_tuning"]["best_lr"] == ttt["results"]["Adam"]["learning_rate"]
+    # Tuned Adam reaches its own mean final loss within its horizon on at least one seed.
+    assert ttt["results"]["Adam"]["reached"] >= 1 and ttt["max_steps"] == 60
+    for run in ttt["results"]["Adam"]["runs"]:
+        assert (run["steps"] is None) or (run["steps"] % 5 == 0 and run["loss"] <= ttt["target"])
+    # 7 parameters; HyperAdam keeps h, c (H = 20) and m, v, beta_hat, gamma_hat (J = 20): 120 float32.
+    memory = results["memory"]
+    assert memory["HyperAdam"]["parameters"] == 7
+    assert memory["HyperAdam"]["bytes_per_parameter"] == 480.0 and memory["Adam"]["bytes_per_parameter"] == 8.0
+    paths = report.write_report(results, str(tmp_path))
+    text = open(paths["markdown"]).read()
+    assert "| HyperAdam | 7 | 3360 | 480.0 |" in text and "| Adam | 7 | 56 | 8.0 |" in text
+    assert f"{report.fmt(ttt['target'])}" in text and "Not measured: not run" in text

@@ -1,0 +1,141 @@
+"""get_config/from_config, `.keras` files and tf.train.Checkpoint: the same meta-parameters and the
+same trajectory after save -> load -> continue as without stopping."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import numpy_reference as ref
+from hyperadam_keras import (HyperAdam, MetaParamsError, adam_ensemble, load_meta_params, random_meta_params,
+                             save_meta_params)
+
+PARAMS = random_meta_params(4, 3, seed=21, scale=1.0)
+X = np.random.default_rng(0).normal(size=(48, 10)).astype(np.float32)
+Y = np.random.default_rng(1).integers(0, 3, 48)
+
+
+@pytest.fixture(scope="module")
+def bundle_path(tmp_path_factory):
+    return save_meta_params(PARAMS, tmp_path_factory.mktemp("bundle") / "b")
+
+
+@pytest.mark.parametrize("source", ["default", "path", "memory"])
+def test_config_round_trip_keeps_meta_params(source, bundle_path):
+    meta = {"default": None, "path": bundle_path, "memory": PARAMS}[source]
+    expected = {"default": adam_ensemble(), "path": PARAMS, "memory": PARAMS}[source]
+    opt = HyperAdam(learning_rate=0.003, meta_params=meta, epsilon=1e-20, skip_nonfinite=False,
+                    jit_compile=False, weight_decay=0.01, global_clipnorm=2.0)
+    config = json.loads(json.dumps(opt.get_config()))  # plain JSON: what a .keras file stores
+    clone = HyperAdam.from_config(config)
+    assert clone.meta_params.fingerprint() == expected.fingerprint() == opt.meta_params.fingerprint()
+    assert (clone.epsilon, clone.skip_nonfinite, clone.jit_compile) == (1e-20, False, False)
+    assert clone.weight_decay == 0.01 and clone.global_clipnorm == 2.0
+    np.testing.assert_allclose(float(clone.learning_rate), 0.003)
+    # registered: generic Keras deserialization finds the class without custom_objects
+    generic = keras.optimizers.deserialize(json.loads(json.dumps(keras.optimizers.serialize(opt))))
+    assert isinstance(generic, HyperAdam)
+    assert generic.meta_params.fingerprint() == expected.fingerprint()
+
+
+def test_config_does_not_depend_on_the_bundle_file(tmp_path):
+    """The config embeds the arrays: deleting the bundle afterwards changes nothing."""
+    path = save_meta_params(PARAMS, tmp_path / "gone")
+    config = HyperAdam(meta_params=path).get_config()
+    import shutil
+    shutil.rmtree(path)
+    assert HyperAdam.from_config(config).meta_params.fingerprint() == PARAMS.fingerprint()
+
+
+def test_config_with_mismatched_sha256_raises():
+    config = HyperAdam(meta_params=PARAMS).get_config()
+    tampered = json.loads(json.dumps(config))
+    tampered["meta_params"]["arrays"]["weight_cell/bias"][0] += 0.5
+    with pytest.raises(MetaParamsError, match="sha256"):
+        HyperAdam.from_config(tampered)
+    wrong_hash = json.loads(json.dumps(config))
+    wrong_hash["meta_params"]["sha256"] = "0" * 64
+    with pytest.raises(MetaParamsError, match="sha256"):
+        HyperAdam.from_config(wrong_hash)
+
+
+def new_model():
+    model = keras.Sequential([keras.Input((10,)), keras.layers.Dense(6, activation="tanh"), keras.layers.Dense(3)])
+    rng = np.random.default_rng(5)
+    model.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32) for w in model.get_weights()])
+    return model
+
+
+def compiled_model():
+    model = new_model()
+    model.compile(optimizer=HyperAdam(learning_rate=0.02, meta_params=PARAMS, jit_compile=False),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
+    return model
+
+
+def fit(model, epochs=1):
+    model.fit(X, Y, batch_size=16, epochs=epochs, shuffle=False, verbose=0)  # 3 steps per epoch
+
+
+@pytest.fixture(scope="module")
+def never_stopped():
+    """Reference: 6 steps without interruption; also the weights after 3 (for the sanity checks)."""
+    model = compiled_model()
+    w0 = ref.flatten(model.get_weights())
+    fit(model)
+    halfway = ref.flatten(model.get_weights())
+    fit(model)
+    return w0, halfway, ref.flatten(model.get_weights())
+
+
+def test_keras_file_save_load_continue(tmp_path, never_stopped):
+    w0, halfway, final = never_stopped
+    model = compiled_model()
+    fit(model)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)  # no custom_objects: the class is registered
+    assert isinstance(loaded.optimizer, HyperAdam)
+    assert loaded.optimizer.meta_params.fingerprint() == PARAMS.fingerprint()
+    np.testing.assert_array_equal(ref.flatten(loaded.get_weights()), halfway)
+    for v_old, v_new in zip(model.trainable_variables, loaded.trainable_variables):
+        for name, slot in model.optimizer.slots(v_old).items():
+            np.testing.assert_array_equal(loaded.optimizer.slots(v_new)[name].numpy(), slot.numpy(), err_msg=name)
+    fit(loaded)
+    got = ref.flatten(loaded.get_weights())
+    assert ref.rel_err(got - w0, final - w0) < 1e-6
+    _assert_fresh_state_differs(halfway, final, w0)
+
+
+def test_tf_train_checkpoint_save_restore_continue(tmp_path, never_stopped):
+    w0, halfway, final = never_stopped
+    model = compiled_model()
+    fit(model)
+    prefix = tf.train.Checkpoint(model=model, optimizer=model.optimizer).save(str(tmp_path / "ckpt"))
+
+    fresh = compiled_model()
+    fresh.optimizer.build(fresh.trainable_variables)
+    fresh.set_weights([np.zeros_like(w) for w in fresh.get_weights()])  # nothing left from the start
+    status = tf.train.Checkpoint(model=fresh, optimizer=fresh.optimizer).restore(prefix)
+    status.assert_existing_objects_matched()
+    np.testing.assert_array_equal(ref.flatten(fresh.get_weights()), halfway)
+    assert int(fresh.optimizer.iterations) == 3
+    for v_old, v_new in zip(model.trainable_variables, fresh.trainable_variables):
+        for name, slot in model.optimizer.slots(v_old).items():
+            np.testing.assert_array_equal(fresh.optimizer.slots(v_new)[name].numpy(), slot.numpy(), err_msg=name)
+    fit(fresh)
+    got = ref.flatten(fresh.get_weights())
+    assert ref.rel_err(got - w0, final - w0) < 1e-6
+
+
+def _assert_fresh_state_differs(halfway, final, w0):
+    """The checks above have teeth: continuing from the halfway weights with a FRESH optimizer state
+    gives a clearly different trajectory, so a lost optimizer state would fail them."""
+    model = compiled_model()
+    model.set_weights([w.reshape(v.shape) for w, v in zip(
+        np.split(halfway, np.cumsum([int(np.prod(v.shape)) for v in model.get_weights()])[:-1]),
+        model.get_weights())])
+    fit(model)
+    assert ref.rel_err(ref.flatten(model.get_weights()) - w0, final - w0) > 1e-3

@@ -1,0 +1,73 @@
+"""The built wheel, installed NON-editable into a temporary venv, finds its default bundle inside
+that venv (not in the source checkout) and constructs `HyperAdam()`.
+
+The temporary venv reuses the project's installed dependencies through a .pth file that appends
+the current venv's site-packages to sys.path. A .pth line only adds a path: the .pth files found
+there (among them the editable install's finder) are NOT run, so the checkout cannot shadow the
+wheel; the child also runs from an empty directory outside the repository.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+from hyperadam_keras import adam_ensemble
+
+REPO = Path(__file__).resolve().parent.parent
+SOURCES = ("setup.cfg", "pyproject.toml", "README.md", "hyperadam_keras", "saved_meta")
+
+CHECK = """
+import json, hyperadam_keras
+from hyperadam_keras import HyperAdam, default_bundle_path
+opt = HyperAdam()
+print(json.dumps({"module": hyperadam_keras.__file__, "bundle": str(default_bundle_path()),
+                  "fingerprint": opt.meta_params.fingerprint(), "J": opt.num_candidates}))
+"""
+
+
+def run(cmd, **kwargs):
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, **kwargs)
+    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def test_wheel_installs_and_finds_default_bundle(tmp_path):
+    # Build from a copy of the sources, so the in-tree build leaves nothing in the checkout.
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in SOURCES:
+        origin = REPO / name
+        if origin.is_dir():
+            shutil.copytree(origin, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(origin, src / name)
+    dist = tmp_path / "dist"
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+         "-q", "-w", str(dist), str(src)])
+    wheels = list(dist.glob("hyperadam_keras-*.whl"))
+    assert len(wheels) == 1, wheels
+
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
+    python = venv / "bin" / "python"
+    purelib = Path(run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).strip())
+    (purelib / "_project_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # Non-editable install of the wheel into the temporary venv (pip of this interpreter, --target).
+    run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(purelib),
+         str(wheels[0])])
+    assert (purelib / "hyperadam_keras" / "saved_meta" / "default" / "assets" / "meta.json").is_file()
+
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    report = json.loads(run([str(python), "-c", CHECK], cwd=outside, env=env).strip().splitlines()[-1])
+    venv_root = venv.resolve()
+    assert Path(report["module"]).resolve().is_relative_to(venv_root), report
+    assert Path(report["bundle"]).resolve().is_relative_to(venv_root), report
+    assert not Path(report["bundle"]).resolve().is_relative_to(REPO / "saved_meta")
+    assert report["fingerprint"] == adam_ensemble().fingerprint() and report["J"] == 20
