@@ -120,6 +120,11 @@ def load_npz(path: Path):
         return weights, data["losses"]
 
 
+def describe(losses) -> str:
+    """`losses` are what `fit` logs after each step: the running mean of the epoch's batch losses."""
+    return f"loss of step 1 {losses[0]:.4f}, mean over {len(losses)} steps {losses[-1]:.4f}"
+
+
 def max_abs_diff(a, b) -> float:
     return max(float(np.max(np.abs(u - v))) for u, v in zip(a, b))
 
@@ -140,8 +145,8 @@ def run_mirrored(args) -> int:
     single_weights, single_losses = train(tf.distribute.get_strategy(), args.steps, args.batch_size,
                                           args.meta_params)
     t2 = time.time()
-    print(f"mirrored (2 replicas): loss {mirrored_losses[0]:.4f} -> {mirrored_losses[-1]:.4f}  ({t1 - t0:.1f} s)")
-    print(f"one device:            loss {single_losses[0]:.4f} -> {single_losses[-1]:.4f}  ({t2 - t1:.1f} s)")
+    print(f"mirrored (2 replicas): {describe(mirrored_losses)}  ({t1 - t0:.1f} s)")
+    print(f"one device:            {describe(single_losses)}  ({t2 - t1:.1f} s)")
     diff = max_abs_diff(mirrored_weights, single_weights)
     print(f"max |w_mirrored - w_one_device| = {diff:.2e}")
     if args.output_dir:
@@ -199,8 +204,7 @@ def run_worker(args) -> int:
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_npz(out / f"worker{index}.npz", weights, losses)
-    print(f"worker {index}: {strategy.num_replicas_in_sync} replicas in sync, "
-          f"loss {losses[0]:.4f} -> {losses[-1]:.4f}", flush=True)
+    print(f"worker {index}: {strategy.num_replicas_in_sync} replicas in sync, {describe(losses)}", flush=True)
     return 0
 
 
@@ -301,7 +305,7 @@ def run_multi_worker(args) -> int:
     for index in range(1, args.workers):
         print(f"max |w_worker0 - w_worker{index}| = {max_abs_diff(results[0], results[index]):.2e}")
     diff = max_abs_diff(results[0], weights)
-    print(f"single process, same global batch {args.batch_size}: loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+    print(f"single process, same global batch {args.batch_size}: {describe(losses)}")
     print(f"max |w_worker0 - w_single_process| = {diff:.2e}")
     return 0 if diff < 1e-4 else 1
 

@@ -502,7 +502,7 @@ def _state_bytes(optimizer: keras.optimizers.Optimizer) -> int:
 def run_bench(suite: Any = "bench", bundle: str | None = None, seeds: int | None = None,
               tune_seeds: int | None = None, speed_kwargs: dict | None = None, progress: bool = True,
               command: str | None = None, check_every: int = 50, horizon_factor: int = 3,
-              with_speed: bool = True) -> dict:
+              with_speed: bool = True, jit_compile: bool = True) -> dict:
     """Speed and memory: `speed.run_speed_benchmarks` (step time HyperAdam vs Adam, update FLOP/s),
     time to reach tuned Adam's loss on the suite's task (the paper's 8-layer sigmoid MLP), and the
     optimizer state per parameter measured on the built optimizers.
@@ -541,14 +541,19 @@ def run_bench(suite: Any = "bench", bundle: str | None = None, seeds: int | None
     steps = spec.num_steps()
     hyper, adam = hyperadam_spec(bundle, label="HyperAdam"), baseline_spec("Adam", spec.grids.get("Adam"))
     tuned = evaluate_task(task, [adam], steps, list(range(num_seeds)), tuning_seeds(num_tune),
-                          keep_curves=False)["Adam"]
+                          jit_compile=jit_compile, keep_curves=False)["Adam"]
     target = float(tuned["final_loss"]["mean"])
-    trainers = {"HyperAdam": (Trainer(task, hyper.factory(hyper.default_lr)), hyper.default_lr),
-                "Adam": (Trainer(task, adam.factory(tuned["learning_rate"])), tuned["learning_rate"])}
+    trainers = {label: (Trainer(task, spec.factory(lr), jit_compile=jit_compile), lr) for label, spec, lr in
+                (("HyperAdam", hyper, hyper.default_lr), ("Adam", adam, tuned["learning_rate"]))}
     reach = {}
     for label, (trainer, lr) in trainers.items():
-        runs = [time_to_target(trainer, seed, lr, target, horizon_factor * steps, check_every)
-                for seed in range(num_seeds)]
+        runs = []
+        for seed in range(num_seeds):
+            runs.append(time_to_target(trainer, seed, lr, target, horizon_factor * steps, check_every))
+            if progress:
+                print(f"[bench] {spec.name}: {label} seed {seed}: target {target:.4f} "
+                      f"{'reached at step ' + str(runs[-1]['steps']) if runs[-1]['reached'] else 'not reached'}",
+                      flush=True)
         reached = [r for r in runs if r["reached"]]
         reach[label] = {"learning_rate": lr, "runs": runs, "reached": len(reached),
                         "median_steps": float(np.median([r["steps"] for r in reached])) if reached else None,

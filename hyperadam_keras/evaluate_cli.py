@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write one Markdown file with every suite's section (e.g. BENCHMARKS.md)")
     parser.add_argument("--preamble", default=None, metavar="FILE",
                         help="Markdown file whose text goes under the --benchmarks-md header")
+    parser.add_argument("--speed-steps", type=int, default=20,
+                        help="bench: timed steps per variant in the step-time measurements (median)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--list", action="store_true", help="list the suites and exit")
 
@@ -82,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
                       file=sys.stderr)
             if suite.kind == "bench":
                 results = evaluate.run_bench(suite, bundle=bundles[0], seeds=args.seeds,
-                                             tune_seeds=args.tune_seeds, progress=not args.quiet, command=command)
+                                             tune_seeds=args.tune_seeds, progress=not args.quiet, command=command,
+                                             jit_compile=not args.no_xla,
+                                             speed_kwargs={"steps": args.speed_steps, "progress": not args.quiet})
             else:
                 results = evaluate.run_suite(suite, bundles=bundles, seeds=args.seeds, tune_seeds=args.tune_seeds,
                                              long=args.long, baselines=baselines, chunk_size=args.chunk_size,

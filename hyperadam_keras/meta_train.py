@@ -288,11 +288,13 @@ class MetaTrainer:
         """Initial weights of task `seed`, zero optimizer state, step 0."""
         return U.init_unroll_state(self.task.init_params(seed), self.config.num_candidates, self.config.hidden)
 
-    def _apply(self, grads):
-        """Clips and applies a finite meta-gradient; skips a non-finite one. Returns (norm, applied)."""
+    def _apply(self, meta_loss, grads):
+        """Clips and applies the meta-gradient if it and the meta-loss are finite; else skips it.
+
+        Returns (meta-gradient global norm, applied)."""
         norm = tf.linalg.global_norm(grads)
-        finite = tf.math.is_finite(norm)
-        if finite:  # autograph: a tf.cond
+        finite = tf.logical_and(tf.math.is_finite(norm), tf.math.is_finite(meta_loss))
+        if finite:  # autograph: a tf.cond, so a skipped update touches no variable
             if self.config.meta_clip_norm is not None:
                 grads, _ = tf.clip_by_global_norm(grads, self.config.meta_clip_norm, use_norm=norm)
             self.meta_optimizer.apply_gradients(zip(grads, list(self.meta)))
@@ -304,9 +306,8 @@ class MetaTrainer:
         A non-finite meta-loss or meta-gradient skips the update (`applied` is False).
         """
         meta_loss, grads, new_state = self._gradient_fn(state, tf.constant(seed, tf.int64))
-        norm, applied = self._apply_fn(grads)
-        applied = bool(applied) and bool(np.isfinite(meta_loss.numpy()))
-        return float(meta_loss), float(norm), applied, new_state
+        norm, applied = self._apply_fn(meta_loss, grads)
+        return float(meta_loss), float(norm), bool(applied), new_state
 
     def validate(self, seeds: list[int]) -> float:
         """Mean optimizee loss over the whole horizon, averaged over the tasks `seeds`."""
@@ -404,6 +405,7 @@ class MetaTrainResult:
     best_epoch: int  # 0 = the initial meta-parameters were best
     bundle_path: Path
     output_dir: Path
+    last_params: MetaParams  # the meta-parameters at the stop (the bundle holds the best ones)
 
 
 def _check_resume_config(config: MetaTrainConfig, output_dir: Path) -> None:
@@ -591,4 +593,4 @@ def meta_train(config: MetaTrainConfig, output_dir: str | os.PathLike, resume: b
         meta_step=meta_step, total_meta_steps=total, complete=complete,
         initial_validation_loss=metadata["validation"]["initial_loss"],
         best_validation_loss=metadata["validation"]["best_loss"], best_epoch=metadata["validation"]["best_epoch"],
-        bundle_path=bundle_path, output_dir=output_dir)
+        bundle_path=bundle_path, output_dir=output_dir, last_params=trainer.meta_params("last meta-parameters"))

@@ -268,13 +268,45 @@ grid point, every loss curve) are in the JSON beside each section's plots. Regen
 """
 
 
+def summary_table(all_results: Sequence[dict]) -> str | None:
+    """One row per (suite, task, HyperAdam bundle): its final loss against the best tuned baseline."""
+    rows = []
+    for results in all_results:
+        if results.get("kind") == "bench":
+            continue
+        seeds = len(results["settings"]["seeds"])
+        for task in results["tasks"]:
+            other = best_baseline(task)
+            for label, r in task["results"].items():
+                if not _is_hyperadam(label):
+                    continue
+                h = as_float(r["final_loss"]["mean"])
+                verdict = "–"
+                if other is not None and math.isfinite(h):
+                    verdict = "HyperAdam lower" if h < other[1] else "baseline lower"
+                rows.append([results["suite"], task["name"], str(task["steps"]), str(seeds), label,
+                             fmt_stats(r["final_loss"]),
+                             f"{other[0]} {fmt_stats(task['results'][other[0]]['final_loss'])}" if other else "–",
+                             f"{h - other[1]:+.3f}" if other and math.isfinite(h) else "–", verdict])
+    if not rows:
+        return None
+    return _table(["suite", "task", "steps", "seeds", "optimizer", "final loss", "best tuned baseline",
+                   "difference", "verdict"], rows)
+
+
 def benchmarks_markdown(all_results: Sequence[dict], json_dirs: Sequence[str], out_dir: str,
                         preamble: str = "") -> str:
-    """BENCHMARKS.md: the header, a preamble, then each suite's section with image links relative to
-    `out_dir` (the directory of the Markdown file)."""
+    """BENCHMARKS.md: the header, a preamble, a summary (HyperAdam against the best tuned baseline of
+    every task), then each suite's section with image links relative to `out_dir` (the directory of
+    the Markdown file)."""
     parts = [BENCHMARKS_HEADER.strip(), ""]
     if preamble:
         parts += [preamble.strip(), ""]
+    summary = summary_table(all_results)
+    if summary:
+        parts += ["## Summary: HyperAdam (untuned) against the best tuned baseline of each task", "",
+                  "Final loss, mean ± std over the seeds; difference of the means (negative: HyperAdam lower).",
+                  "", summary, ""]
     for results, json_dir in zip(all_results, json_dirs):
         prefix = os.path.relpath(json_dir, out_dir).replace(os.sep, "/") + "/"
         prefix = "" if prefix == "./" else prefix

@@ -12,11 +12,12 @@ A `Task` is a family of optimization problems indexed by an integer *seed*:
 **How the seed reaches the loss.** Everything the loss needs that depends on the seed (the targets
 ``a`` of the quadratic, the Random-Scaling factors c) is *part of the batch*: ``sample_batch(seed,
 step)`` recomputes it from the seed at every step with stateless random ops, so ``loss(params,
-batch)`` needs no seed and no mutable state. All random numbers are derived from
-the raw bits of ``tf.random.stateless_uniform(alg="philox")`` keyed by (seed, stream, index), so
-``seed`` and ``step`` may be Python ints or scalar integer tensors, inside
-``tf.function(jit_compile=True)`` too, and the draws agree eagerly, in a graph and under XLA (batches
-and uniform draws bit for bit, Gaussian draws up to float rounding). The one exception is
+batch)`` needs no seed and no mutable state. All random numbers are derived from the raw bits of
+``tf.random.stateless_uniform(alg="philox")`` keyed by (seed, stream, index), so ``seed`` and
+``step`` may be Python ints or scalar integer tensors, inside ``tf.function(jit_compile=True)`` too;
+the draws agree eagerly, in a graph and under XLA (batches and uniform draws bit for bit, Gaussian
+draws up to float rounding), and a compiled function serves every seed and step without recompiling
+(no seed or step value becomes an XLA compile-time constant). The one exception is
 `KerasModelTask.init_params` with ``init="reinitialize"`` (the model's own Keras initializers): it
 runs eagerly and needs a concrete seed. ``full_loss`` and ``test_metrics`` take an optional
 ``seed=`` for the tasks whose loss depends on it (``task.needs_seed`` is True: quadratic, Random
@@ -65,7 +66,7 @@ _STREAM_SUBTASK = 6
 # evaluated on the same sequences, like every MNIST task on the same images).
 _SINE_FULL_SEED = 1_000_001
 _SINE_TEST_SEED = 1_000_002
-_RNG = "philox"  # explicit, so that CPU, GPU and XLA draw the same numbers
+_RNG = "philox"  # explicit: "auto_select" may pick a different generator on another device
 
 # A task seed or step: a Python/NumPy int or a scalar integer tensor (also inside tf.function / XLA).
 SeedLike = Union[int, np.integer, tf.Tensor]
@@ -124,7 +125,9 @@ def epoch_batch_indices(seed: SeedLike, step: SeedLike, num_examples: int, batch
     keys = tf.cast(_random_bits([num_examples], random_key(seed, _STREAM_BATCH, epoch)), tf.int64)
     order = tf.argsort(keys, stable=True)
     start = tf.cast((step % per_epoch) * batch_size, tf.int32)
-    return tf.slice(order, tf.reshape(start, [1]), [batch_size])
+    # A gather, not tf.slice: XLA needs slice offsets at compile time, so a slice would recompile the
+    # enclosing function for every new step.
+    return tf.gather(order, start + tf.range(batch_size))
 
 
 def _as_float_tensor(array) -> tf.Tensor:

@@ -114,25 +114,30 @@ def _loss_and_grads(task, params: list, batch, second_order: bool):
 def unroll(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num_steps: int,
            learning_rate: float = DEFAULT_LEARNING_RATE, epsilon: float = DEFAULT_EPSILON,
            second_order: bool = False) -> tuple[tf.Tensor, tf.Tensor, UnrollState]:
-    """Runs `num_steps` HyperAdam steps from `state` (a Python loop: unrolled in the graph).
+    """Runs `num_steps` HyperAdam steps from `state` (a `tf.while_loop` of num_steps - 1 steps and a last one).
 
     Returns (meta-loss, losses [num_steps], new state): losses[k-1] = L(w_k; batch_k), the loss of the
     k-th new iterate on the batch of step `state.step + k`; meta-loss is their mean. Differentiable
     with respect to `meta` (record it under a `GradientTape`; see `meta_gradient`).
     """
     params, opt_state, step = list(state.params), list(state.opt_state), state.step
-    batch = task.sample_batch(task_seed, step)
-    _, grads = _loss_and_grads(task, params, batch, second_order)
-    losses = []
-    for k in range(1, num_steps + 1):
+    _, grads = _loss_and_grads(task, params, task.sample_batch(task_seed, step), second_order)
+
+    def body(k, params, opt_state, grads, losses):
         params, opt_state = hyperadam_update(meta, params, grads, opt_state, learning_rate, epsilon)
-        batch = task.sample_batch(task_seed, step + k)
-        if k < num_steps:
-            loss, grads = _loss_and_grads(task, params, batch, second_order)
-        else:  # the last iterate's loss only: its gradient belongs to the next truncation
-            loss = task.loss(params, batch)
-        losses.append(loss)
-    losses = tf.stack(losses)
+        loss, grads = _loss_and_grads(task, params, task.sample_batch(task_seed, step + tf.cast(k, tf.int64) + 1),
+                                      second_order)
+        return k + 1, params, opt_state, grads, losses.write(k, loss)
+
+    # A while loop, not a Python loop: the graph (and XLA's compile time) does not grow with K.
+    losses = tf.TensorArray(params[0].dtype, size=num_steps)
+    _, params, opt_state, grads, losses = tf.while_loop(
+        lambda k, *_: k < num_steps - 1, body, (tf.constant(0), params, opt_state, grads, losses),
+        maximum_iterations=num_steps - 1)
+    # The last iterate's loss only: its gradient belongs to the next truncation.
+    params, opt_state = hyperadam_update(meta, params, grads, opt_state, learning_rate, epsilon)
+    losses = losses.write(num_steps - 1, task.loss(params, task.sample_batch(task_seed, step + num_steps)))
+    losses = losses.stack()
     return tf.reduce_mean(losses), losses, UnrollState(params, opt_state, step + num_steps)
 
 

@@ -134,9 +134,9 @@ def test_zero_gradient_from_fresh_state_is_zero_update():
 
 
 def test_saturated_decay_gives_zero_candidate_not_nan():
-    """A decay rate σ(100) == 1.0 in float32 gives β̂ = 0 and m = 0: the documented 0/0 -> 0."""
+    """A decay rate σ(200) == 1.0 in float32 gives β̂ = 0 and m = 0: the documented 0/0 -> 0."""
     arrays = {k: np.zeros(s, np.float32) for k, s in expected_shapes(2, 2).items()}
-    arrays["adam_cell/beta_bias"] = np.array([100.0, 2.0], np.float32)  # candidate 0 never moves
+    arrays["adam_cell/beta_bias"] = np.array([200.0, 2.0], np.float32)  # σ(200) == 1, σ(-200) == 0
     arrays["adam_cell/gamma_bias"] = np.array([3.0, 3.0], np.float32)
     arrays["weight_cell/bias"] = np.array([1.0, 1.0], np.float32)
     params = MetaParams.from_arrays(arrays)

@@ -129,7 +129,8 @@ def test_evaluate_task_tunes_on_separate_seeds_and_runs_hyperadam_untuned():
     specs = [evaluate.hyperadam_spec(None, label="HyperAdam"), sgd_spec(grid=(0.1, 0.5, 1.0, 1.5, 1.9))]
     seeds, tune = [0, 1, 2], evaluate.tuning_seeds(2)
     assert set(seeds).isdisjoint(tune)
-    out = evaluate.evaluate_task(task, specs, steps=12, seeds=seeds, tune_seeds=tune, chunk_size=6)
+    out = evaluate.evaluate_task(task, specs, steps=12, seeds=seeds, tune_seeds=tune, chunk_size=6,
+                                 jit_compile=False)  # tiny task: a graph compiles faster than XLA
     hyper, sgd = out["HyperAdam"], out["SGD"]
     assert hyper["tuning"] is None and hyper["learning_rate"] == 0.005
     assert hyper["optimizer"]["kind"] == "hyperadam" and hyper["optimizer"]["num_candidates"] == 20

@@ -58,8 +58,8 @@ def test_two_workers_agree_with_each_other_and_with_one_process(tmp_path, norm_s
     result = run_script(
         [str(EXAMPLES / "distributed.py"), "multi-worker", "--workers", "2", "--steps", str(STEPS),
          "--batch-size", str(GLOBAL_BATCH), "--meta-params", str(norm_sensitive_bundle),
-         "--output-dir", str(out), "--timeout", "150"],
-        timeout=200)
+         "--output-dir", str(out), "--timeout", "420"],
+        timeout=480)
     logs = "\n".join(tf_noise_free(p.read_text())[-3000:] for p in sorted(out.glob("worker*.log")))
     assert result.returncode == 0, tf_noise_free(result.stdout) + "\n--- worker logs ---\n" + logs
     assert "2 replicas in sync" in result.stdout

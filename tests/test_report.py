@@ -21,7 +21,8 @@ def results() -> dict:
         tasks=(suites.TaskSpec(name="quad", kind="tiny-quadratic", kwargs={"noise": 0.1}, steps=10,
                                grids={"SGD-momentum": (0.01, 0.1, 0.3)},
                                reference={"paper's Adam": 0.35, "baselines.md": "0.228 ± 0.004"}),)))
-    return evaluate.run_suite(suite, progress=False, command="hyperadam-keras evaluate --suite tiny-report")
+    return evaluate.run_suite(suite, progress=False, command="hyperadam-keras evaluate --suite tiny-report",
+                              jit_compile=False)  # tiny task: a graph compiles faster than XLA
 
 
 def test_number_formatting():
@@ -85,7 +86,7 @@ def test_bench_measures_time_to_target_and_state_bytes_per_parameter(tmp_path):
     suite = suites.register_suite(suites.Suite(
         name="tiny-bench", description="bench on a tiny quadratic", kind="bench", seeds=2, tune_seeds=1,
         tasks=(suites.TaskSpec(name="quad", kind="tiny-quadratic", steps=20, grids={"Adam": (0.03, 0.1, 0.3)}),)))
-    results = evaluate.run_bench(suite, with_speed=False, progress=False, check_every=5)
+    results = evaluate.run_bench(suite, with_speed=False, progress=False, check_every=5, jit_compile=False)
     ttt = results["time_to_target"]
     assert len(ttt["adam_final_losses"]) == 2
     assert ttt["target"] == pytest.approx(sum(ttt["adam_final_losses"]) / 2)
@@ -102,3 +103,18 @@ def test_bench_measures_time_to_target_and_state_bytes_per_parameter(tmp_path):
     text = open(paths["markdown"]).read()
     assert "| HyperAdam | 7 | 3360 | 480.0 |" in text and "| Adam | 7 | 56 | 8.0 |" in text
     assert f"{report.fmt(ttt['target'])}" in text and "Not measured: not run" in text
+
+
+def test_benchmarks_markdown_summarizes_against_the_best_baseline_and_links_images(results, tmp_path):
+    run_dir = tmp_path / "runs" / "tiny-report"
+    report.write_report(results, str(run_dir))
+    saved = report.load_json(str(run_dir / "tiny-report.json"))
+    text = report.benchmarks_markdown([saved], [str(run_dir)], str(tmp_path), preamble="Shipped bundle: untrained.")
+    task = saved["tasks"][0]["results"]
+    h, b = task["HyperAdam"]["final_loss"], task["SGD-momentum"]["final_loss"]
+    row = next(line for line in text.splitlines() if line.startswith("| tiny-report | quad |"))
+    assert row == (f"| tiny-report | quad | 10 | 3 | HyperAdam | {report.fmt_stats(h)} | SGD-momentum "
+                   f"{report.fmt_stats(b)} | {h['mean'] - b['mean']:+.3f} | "
+                   f"{'HyperAdam lower' if h['mean'] < b['mean'] else 'baseline lower'} |")
+    assert "Shipped bundle: untrained." in text
+    assert "![loss curves](runs/tiny-report/tiny-report_curves.png)" in text
