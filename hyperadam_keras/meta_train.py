@@ -393,6 +393,41 @@ def export_bundle(params: MetaParams, path: str | os.PathLike, metadata: dict) -
 # --- the outer loop ---------------------------------------------------------------------------------
 
 
+def _bundle_metadata(config: MetaTrainConfig, task_name: str, task_description: str | None, counters: dict,
+                     meta_step: int, complete: bool, elapsed_s: float, validation: list[dict]) -> dict:
+    """The provenance recorded in the exported bundle's meta.json."""
+    return {
+        "description": f"HyperAdam meta-trained on {task_name}" + ("" if complete else " (run not finished)"),
+        "trained": True,
+        "made_by": {
+            "command": "hyperadam-keras meta-train",
+            "config": config.recipe(),
+            "task": task_name,
+            "task_description": task_description,
+            "data": {"source": config.data_source, "data_dir": config.data_dir},
+            "seed": config.seed,
+            "git_commit": git_commit(),
+            "initialized_from": config.init,
+        },
+        "meta_training": {
+            "complete": complete,
+            "meta_steps": meta_step,
+            "total_meta_steps": config.total_meta_steps,
+            "optimizee_steps": meta_step * config.truncation,
+            "skipped_meta_steps": int(counters["skipped"].numpy()),
+            "elapsed_s": round(elapsed_s, 1),
+        },
+        "validation": {
+            "task_seeds": validation_task_seeds(config),
+            "metric": f"mean optimizee loss over the horizon of {config.horizon} steps, averaged over the seeds",
+            "initial_loss": float(counters["initial_validation_loss"].numpy()),
+            "best_loss": float(counters["best_validation_loss"].numpy()),
+            "best_epoch": int(counters["best_epoch"].numpy()),
+            "history": [[int(r["epoch"]), float(r["validation_loss"])] for r in validation],
+        },
+    }
+
+
 @dataclasses.dataclass
 class MetaTrainResult:
     """What a `meta_train` call achieved."""
@@ -456,7 +491,8 @@ def meta_train(config: MetaTrainConfig, output_dir: str | os.PathLike, resume: b
     counters = {name: tf.Variable(value, dtype=dtype, name=name) for name, value, dtype in (
         ("meta_step", 0, tf.int64), ("validated_at", -1, tf.int64), ("skipped", 0, tf.int64),
         ("best_epoch", 0, tf.int64), ("best_validation_loss", math.inf, tf.float64),
-        ("initial_validation_loss", math.nan, tf.float64), ("elapsed_s", 0.0, tf.float64))}
+        ("initial_validation_loss", math.nan, tf.float64), ("elapsed_s", 0.0, tf.float64),
+        ("task_in_progress", False, tf.bool))}
     unroll_vars = _UnrollVariables(task.param_shapes(), config.num_candidates, config.hidden)
     checkpoint = tf.train.Checkpoint(meta=list(trainer.meta), meta_optimizer=trainer.meta_optimizer,
                                      best=list(best), unroll=unroll_vars, **counters)
@@ -464,14 +500,16 @@ def meta_train(config: MetaTrainConfig, output_dir: str | os.PathLike, resume: b
     if resume and manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     meta_step = int(counters["meta_step"].numpy())
-    for name, fields in ((TRAIN_LOG, TRAIN_FIELDS), (VALIDATION_LOG, VALIDATION_FIELDS)):
+    # Rows logged after the checkpoint (by a process that was killed) will be redone: drop them.
+    for name, fields, last in ((TRAIN_LOG, TRAIN_FIELDS, meta_step),
+                               (VALIDATION_LOG, VALIDATION_FIELDS, int(counters["validated_at"].numpy()))):
         if (output_dir / name).is_file():
-            _truncate_csv(output_dir / name, fields, meta_step)
+            _truncate_csv(output_dir / name, fields, last)
     elapsed_before = float(counters["elapsed_s"].numpy())
     writer = tf.summary.create_file_writer(str(output_dir / "tensorboard"))
     per_task, per_epoch, total = config.truncations_per_task, config.meta_steps_per_epoch, config.total_meta_steps
     validation_seeds = validation_task_seeds(config)
-    state = unroll_vars.load() if meta_step % per_task else None
+    state = unroll_vars.load() if bool(counters["task_in_progress"].numpy()) else None
 
     def elapsed() -> float:
         return elapsed_before + time.monotonic() - started
@@ -479,6 +517,7 @@ def meta_train(config: MetaTrainConfig, output_dir: str | os.PathLike, resume: b
     def save_checkpoint() -> None:
         if state is not None:
             unroll_vars.save(state)
+        counters["task_in_progress"].assign(state is not None)
         counters["meta_step"].assign(meta_step)
         counters["elapsed_s"].assign(elapsed())
         manager.save(checkpoint_number=meta_step)
@@ -527,7 +566,7 @@ def meta_train(config: MetaTrainConfig, output_dir: str | os.PathLike, resume: b
         if truncation == 0 or state is None:
             state = trainer.start_task(seed)
         meta_loss, grad_norm, applied, state = trainer.train_step(state, seed)
-        if not applied:  # a non-finite meta-gradient: skip it and abandon this task's unroll
+        if not applied:  # a non-finite meta-gradient: skip it; the next meta-step restarts the task
             counters["skipped"].assign_add(1)
             state = None
         meta_step += 1
@@ -556,38 +595,9 @@ def meta_train(config: MetaTrainConfig, output_dir: str | os.PathLike, resume: b
     plot_losses(output_dir)
 
     complete = not stopped_early and meta_step >= total
-    validation = _read_csv(output_dir / VALIDATION_LOG)
     best_params = U.to_meta_params(best, source="best meta-parameters")
-    metadata = {
-        "description": f"HyperAdam meta-trained on {task_name}" + ("" if complete else " (run not finished)"),
-        "trained": True,
-        "made_by": {
-            "command": "hyperadam-keras meta-train",
-            "config": config.recipe(),
-            "task": task_name,
-            "task_description": task_description,
-            "data": {"source": config.data_source, "data_dir": config.data_dir},
-            "seed": config.seed,
-            "git_commit": git_commit(),
-            "initialized_from": config.init,
-        },
-        "meta_training": {
-            "complete": complete,
-            "meta_steps": meta_step,
-            "total_meta_steps": total,
-            "optimizee_steps": meta_step * config.truncation,
-            "skipped_meta_steps": int(counters["skipped"].numpy()),
-            "elapsed_s": round(elapsed(), 1),
-        },
-        "validation": {
-            "task_seeds": validation_task_seeds(config),
-            "metric": f"mean optimizee loss over the horizon of {config.horizon} steps, averaged over the seeds",
-            "initial_loss": float(counters["initial_validation_loss"].numpy()),
-            "best_loss": float(counters["best_validation_loss"].numpy()),
-            "best_epoch": int(counters["best_epoch"].numpy()),
-            "history": [[int(r["epoch"]), float(r["validation_loss"])] for r in validation],
-        },
-    }
+    metadata = _bundle_metadata(config, task_name, task_description, counters, meta_step, complete, elapsed(),
+                                _read_csv(output_dir / VALIDATION_LOG))
     bundle_path = export_bundle(best_params, output_dir / BUNDLE_DIR, metadata)
     return MetaTrainResult(
         meta_step=meta_step, total_meta_steps=total, complete=complete,
