@@ -1,6 +1,6 @@
 """Meta-training throughput of HyperAdam for the paper's configuration, with and without XLA.
 
-Measures, for `jit_compile` False and True: the compile time of the truncation, the median seconds
+Measures, for `jit_compile` False and True (taking turns, meta-step by meta-step): the compile time of the truncation, the median seconds
 per meta-step (one truncation of K = 20 optimizee steps with its first-order meta-gradient, plus the
 meta-update), hence optimizee steps per second, and the forward-only throughput of meta-validation.
 From these it estimates the wall time of the paper's full schedule (100 epochs × 100 meta-batches ×
@@ -29,39 +29,55 @@ import tensorflow as tf  # noqa: E402
 from hyperadam_keras.meta_train import MetaTrainConfig, MetaTrainer, build_task, training_task_seed  # noqa: E402
 
 
-def measure(config: MetaTrainConfig, task, meta_steps: int, validation_tasks: int) -> dict:
-    """Times one configuration: compile, `meta_steps` meta-steps, and a forward-only validation."""
-    trainer = MetaTrainer(config, task)
-    per_task = config.truncations_per_task
-    start = time.perf_counter()
-    state = trainer.start_task(training_task_seed(config, 0))
-    _, _, finite, state = trainer.train_step(state, training_task_seed(config, 0))
-    compile_s = time.perf_counter() - start
-    times, all_finite = [], finite
+def measure(configs: list[MetaTrainConfig], task, meta_steps: int, validation_tasks: int) -> list[dict]:
+    """Times each configuration: compile, `meta_steps` meta-steps, and a forward-only validation.
+
+    The configurations take turns meta-step by meta-step (and validation by validation), so a change
+    of load on a shared machine hits them alike; the paired ratios are reported beside the medians.
+    """
+    trainers = [MetaTrainer(config, task) for config in configs]
+    per_task = configs[0].truncations_per_task
+    compile_s, states, finite, times = [], [], [], [[] for _ in configs]
+    for trainer in trainers:
+        seed = training_task_seed(trainer.config, 0)
+        start = time.perf_counter()
+        _, _, ok, state = trainer.train_step(trainer.start_task(seed), seed)
+        compile_s.append(time.perf_counter() - start)
+        states.append(state)
+        finite.append(ok)
     for i in range(1, meta_steps + 1):
         meta_batch, truncation = divmod(i, per_task)
-        seed = training_task_seed(config, meta_batch)
-        if truncation == 0 or not finite:
-            state = trainer.start_task(seed)
-        start = time.perf_counter()
-        _, _, finite, state = trainer.train_step(state, seed)
-        times.append(time.perf_counter() - start)
-        all_finite = all_finite and finite
+        seed = training_task_seed(configs[0], meta_batch)
+        for k, trainer in enumerate(trainers):
+            if truncation == 0 or not finite[k]:
+                states[k] = trainer.start_task(seed)
+            start = time.perf_counter()
+            _, _, ok, states[k] = trainer.train_step(states[k], seed)
+            times[k].append(time.perf_counter() - start)
+            finite[k] = finite[k] and ok
     seeds = list(range(10**6, 10**6 + validation_tasks))
-    trainer.validate(seeds[:1])  # compiles the forward-only truncation
-    start = time.perf_counter()
-    trainer.validate(seeds)
-    validation_s = time.perf_counter() - start
-    seconds_per_meta_step = float(np.median(times))
-    return {
-        "jit_compile": config.jit_compile,
-        "compile_s": round(compile_s, 1),
-        "seconds_per_meta_step": {"median": round(seconds_per_meta_step, 4), "min": round(min(times), 4),
-                                  "max": round(max(times), 4), "n": len(times)},
-        "train_optimizee_steps_per_s": round(config.truncation / seconds_per_meta_step, 2),
-        "validation_optimizee_steps_per_s": round(validation_tasks * config.horizon / validation_s, 2),
-        "meta_gradient_finite": bool(all_finite),
-    }
+    validation_s = [[] for _ in configs]
+    for trainer in trainers:
+        trainer.validate(seeds[:1])  # compiles the forward-only truncation
+    for seed in seeds:
+        for k, trainer in enumerate(trainers):
+            start = time.perf_counter()
+            trainer.validate([seed])
+            validation_s[k].append(time.perf_counter() - start)
+    results = []
+    for k, config in enumerate(configs):
+        median = float(np.median(times[k]))
+        results.append({
+            "jit_compile": config.jit_compile,
+            "compile_s": round(compile_s[k], 1),
+            "seconds_per_meta_step": {"median": round(median, 4), "min": round(min(times[k]), 4),
+                                      "max": round(max(times[k]), 4), "n": len(times[k])},
+            "train_optimizee_steps_per_s": round(config.truncation / median, 2),
+            "validation_optimizee_steps_per_s": round(config.horizon / float(np.median(validation_s[k])), 2),
+            "meta_gradient_finite": bool(finite[k]),
+            "_times": times[k],
+        })
+    return results
 
 
 def full_schedule_hours(config: MetaTrainConfig, result: dict) -> float:
@@ -88,12 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     base = MetaTrainConfig(task=args.task, data_source=args.data_source, progress_bar=False)
     task = build_task(base)
     modes = {"both": (False, True), "off": (False,), "on": (True,)}[args.modes]
-    results = []
-    for jit in modes:
-        config = dataclasses.replace(base, jit_compile=jit)
-        result = measure(config, task, args.meta_steps, args.validation_tasks)
+    configs = [dataclasses.replace(base, jit_compile=jit) for jit in modes]
+    results = measure(configs, task, args.meta_steps, args.validation_tasks)
+    for config, result in zip(configs, results):
         result["full_schedule_hours"] = round(full_schedule_hours(config, result), 2)
-        results.append(result)
+    paired = None
+    if len(results) == 2:  # per meta-step ratio of the two modes, taken in turn
+        paired = float(np.median(np.array(results[0].pop("_times")) / np.array(results[1].pop("_times"))))
+    for result in results:
+        result.pop("_times", None)
         print(json.dumps(result), flush=True)
     report = {
         "task": getattr(task, "name", args.task),
@@ -104,9 +123,9 @@ def main(argv: list[str] | None = None) -> int:
                     "gpus": len(tf.config.list_physical_devices("GPU"))},
         "results": results,
     }
-    if len(results) == 2:
-        report["xla_speedup"] = round(results[1]["train_optimizee_steps_per_s"]
-                                      / results[0]["train_optimizee_steps_per_s"], 2)
+    if paired is not None:
+        report["xla_speedup_paired_median"] = round(paired, 3)  # > 1: XLA is faster
+        print(f"XLA speed-up (median of paired per-meta-step time ratios, no XLA / XLA): {paired:.3f}")
     print("\nmode      compile  s/meta-step  train steps/s  valid steps/s  finite  full schedule")
     for r in results:
         print(f"{'XLA' if r['jit_compile'] else 'no XLA':8s} {r['compile_s']:7.1f}s "

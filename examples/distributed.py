@@ -100,6 +100,8 @@ def train(strategy, steps: int, global_batch: int, meta_params=None):
     """`fit` for `steps` steps under `strategy`; returns (weights, per-step losses)."""
     import keras
 
+    if steps * global_batch > 5000:
+        raise ValueError(f"{steps} steps of {global_batch} need {steps * global_batch} images; the subset has 5,000")
     x, y = load_data(steps * global_batch)
     with strategy.scope():
         model = build_model(meta_params)

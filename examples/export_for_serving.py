@@ -95,7 +95,6 @@ def run_serve(args) -> int:
 
 def run_train_and_export(args) -> int:
     import keras
-    import tensorflow as tf
 
     from hyperadam_keras import HyperAdam
     from hyperadam_keras.data import load_mnist_split
@@ -164,7 +163,6 @@ def run_train_and_export(args) -> int:
     }
     for name, ok in checks.items():
         print(f"  [{'ok' if ok else 'FAILED'}] {name}")
-    del tf
     return 0 if all(checks.values()) else 1
 
 

@@ -131,8 +131,6 @@ def main(argv=None) -> int:
     if args.interrupt_at_epoch >= args.epochs:
         parser.error("--interrupt-at-epoch must be smaller than --epochs")
 
-    import tensorflow as tf
-
     t0 = time.time()
     train_raw, test_raw, info = load_splits(args.dataset, args.data_dir, args.download)
     print(f"tfds.load({args.dataset!r}, data_dir={args.data_dir!r}): "
@@ -162,7 +160,6 @@ def main(argv=None) -> int:
     print(f"final test loss {test_loss:.4f}, test accuracy {test_accuracy:.3f}  ({time.time() - t0:.1f} s)")
     print(f"backup removed after success: {not (Path(args.output_dir) / 'backup').exists()}")
     print(f"TensorBoard logs: tensorboard --logdir {Path(args.output_dir) / 'tensorboard'}")
-    del tf
     return 0
 
 

@@ -478,7 +478,7 @@ def run_suite(suite: Any, bundles: Sequence[str | None] = (None,), seeds: int | 
             steps = spec.num_steps(long)
             task_started = time.perf_counter()
             per_optimizer = evaluate_task(task, optimizers, steps, eval_seeds, tune, chunk_size=chunk_size,
-                                          jit_compile=jit_compile, max_extensions=max_extensions,
+                                          jit_compile=jit_compile and spec.xla, max_extensions=max_extensions,
                                           progress=bar.update, keep_curves=keep_curves)
             results["tasks"].append({
                 "name": spec.name, "kind": spec.kind, "kwargs": spec.kwargs, "steps": steps,

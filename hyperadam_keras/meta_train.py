@@ -75,7 +75,10 @@ class MetaTrainConfig:
     # The learned optimizer and its starting point.
     num_candidates: int = 20  # J
     hidden: int = 20  # H
-    init: str = "adam-ensemble"  # "adam-ensemble", "random", or the path of a bundle
+    # "adam-ensemble", "random" (the ensemble plus noise: `random_meta_params`), or a bundle path. From
+    # the exact ensemble h = 0 at every step, so the LSTM and weight-cell kernels get exactly zero
+    # meta-gradient and stay 0 (only biases and the m' rows of θ_u, θ_r learn); "random" breaks this.
+    init: str = "adam-ensemble"
     init_seed: int = 0  # seed of init = "random"
     init_scale: float = 0.1  # scale of init = "random" (see meta_params.random_meta_params)
     learning_rate: float = 0.005  # α, the optimizee step size
@@ -553,7 +556,7 @@ def meta_train(config: MetaTrainConfig, output_dir: str | os.PathLike, resume: b
         if meta_step % per_epoch == 0 and int(counters["validated_at"].numpy()) != meta_step:
             loss = run_validation()
             if progress is not None:
-                progress.set_postfix(meta_loss=f"{np.mean(recent) if recent else math.nan:.4f}",
+                progress.set_postfix(meta_loss=f"{np.mean(recent):.4f}" if recent else "-",
                                      val=f"{loss:.4f}", best=f"{counters['best_validation_loss'].numpy():.4f}")
         if meta_step >= total:
             break

@@ -31,9 +31,10 @@ HELP: dict[str, str] = {
     "batch_size": "optimizee minibatch size",
     "num_candidates": "J, the number of candidate Adams",
     "hidden": "H, the StateCell (LSTM) width",
-    "init": "starting meta-parameters: adam-ensemble, random, or the path of a bundle",
+    "init": "starting meta-parameters: adam-ensemble, random (the Adam ensemble plus Gaussian noise, which lets "
+            "the LSTM learn: from the exact ensemble its kernels get zero meta-gradient), or a bundle path",
     "init_seed": "seed of --init random",
-    "init_scale": "scale of --init random",
+    "init_scale": "noise scale of --init random (std scale / sqrt(fan-in) per kernel, scale per bias)",
     "learning_rate": "alpha, the optimizee step size",
     "epsilon": "epsilon of the candidate updates",
     "horizon": "T, optimizee steps per task (a multiple of --truncation)",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hyperadam_keras import evaluate, suites
+from hyperadam_keras import HyperAdam, evaluate, suites
 from hyperadam_keras.bundle import default_bundle_path
 from hyperadam_keras.evaluate import OptimizerSpec, Trainer, summarize, tune_learning_rate
 
@@ -89,6 +89,11 @@ def test_runs_are_deterministic_and_reset_weights_and_optimizer_state():
     np.testing.assert_allclose(fresh.curve, first.curve, rtol=1e-6)
     other_seed = trainer.run(2, 20, 0.05)
     assert not np.allclose(other_seed.curve, first.curve)
+    # HyperAdam's six state slots are reset too.
+    hyper = Trainer(task, HyperAdam(), chunk_size=10, jit_compile=False)
+    first, _, again = hyper.run(1, 10, 0.005), hyper.run(2, 10, 0.01), hyper.run(1, 10, 0.005)
+    np.testing.assert_array_equal(first.curve, again.curve)
+    assert first.final_loss == again.final_loss < first.curve[0]
 
 
 def test_tuning_picks_the_known_best_rate_and_treats_divergence_as_worst():

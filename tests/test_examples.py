@@ -131,9 +131,9 @@ def test_custom_meta_training(fast_runs):
 
     learned = load_meta_params(bundle)
     assert f"-> {learned}" in out
-    assert HyperAdam(meta_params=bundle).meta_params.sha256 == learned.sha256
+    assert HyperAdam(meta_params=bundle).meta_params.fingerprint() == learned.fingerprint()
     if meta["validation"]["best_epoch"] > 0:
-        assert learned.sha256 != load_meta_params(default_bundle_path()).sha256
+        assert learned.fingerprint() != load_meta_params(default_bundle_path()).fingerprint()
     comparison = json.loads((out_dir / "comparison.json").read_text())
     assert set(comparison) == {"HyperAdam() (shipped default)", "HyperAdam(meta_params=best_bundle)"}
     for entry in comparison.values():
