@@ -15,15 +15,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beta-min", type=float, default=0.5, help="smallest fixed first-moment decay")
     parser.add_argument("--beta-max", type=float, default=0.99, help="largest fixed first-moment decay")
     parser.add_argument("--gamma", type=float, default=0.999, help="fixed second-moment decay of every candidate")
+    parser.add_argument("--weight-sum", type=float, default=1.0,
+                        help="sum of the candidate weights ρ (each ρ = weight-sum / J): the effective step is "
+                             "weight-sum × learning_rate")
 
 
 def run(args: argparse.Namespace) -> int:
-    params = adam_ensemble(args.num_candidates, args.hidden, (args.beta_min, args.beta_max), args.gamma)
+    params = adam_ensemble(args.num_candidates, args.hidden, (args.beta_min, args.beta_max), args.gamma,
+                           args.weight_sum)
     save_meta_params(params, args.output, metadata={
-        "description": "UNTRAINED Adam ensemble: zero kernels, fixed decays, equal weights 1/J",
+        "description": "UNTRAINED Adam ensemble: zero kernels, fixed decays, equal weights weight_sum/J",
         "trained": False,
         "made_by": {"command": "hyperadam-keras make-bundle", "num_candidates": args.num_candidates,
-                    "hidden": args.hidden, "beta_range": [args.beta_min, args.beta_max], "gamma": args.gamma},
+                    "hidden": args.hidden, "beta_range": [args.beta_min, args.beta_max], "gamma": args.gamma,
+                    "weight_sum": args.weight_sum},
     })
     print(f"wrote {args.output}: {params}")
     return 0

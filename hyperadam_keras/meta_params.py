@@ -140,19 +140,23 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def adam_ensemble(num_candidates: int = 20, hidden: int = 20, beta_range: tuple[float, float] = (0.5, 0.99),
-                  gamma: float = 0.999) -> MetaParams:
+                  gamma: float = 0.999, weight_sum: float = 1.0) -> MetaParams:
     """The untrained "Adam ensemble": J Adam candidates with fixed decays, averaged.
 
     All kernels are zero, so the task state is constant (h = c = 0), the decay rates are
-    β_j = σ(b_u^j) spread evenly over `beta_range`, γ_j = `gamma`, and ρ_j = ELU(1/J) = 1/J:
-    d_t is the mean of J bias-corrected Adam directions. A sensible optimizer, not a learned one.
+    β_j = σ(b_u^j) spread evenly over `beta_range`, γ_j = `gamma`, and ρ_j = ELU(s/J) = s/J with
+    s = `weight_sum` (> 0): d_t is s times the mean of J bias-corrected Adam directions, i.e. an
+    Adam-like step of size s·α. A sensible optimizer, not a learned one; s = 1 is the shipped default,
+    a larger s is a starting point for meta-training whose effective step matches a tuned Adam.
     """
+    if not weight_sum > 0:
+        raise ValueError(f"weight_sum must be > 0 (ρ = ELU(weight_sum / J) is linear only there), got {weight_sum}")
     J, H = num_candidates, hidden
     arrays = {name: np.zeros(shape, np.float32) for name, shape in expected_shapes(J, H).items()}
     betas = np.linspace(beta_range[0], beta_range[1], J) if J > 1 else np.array([beta_range[1]])
     arrays["adam_cell/beta_bias"] = _logit(betas).astype(np.float32)
     arrays["adam_cell/gamma_bias"] = np.full(J, _logit(np.array(gamma)), np.float32)
-    arrays["weight_cell/bias"] = np.full(J, 1.0 / J, np.float32)
+    arrays["weight_cell/bias"] = np.full(J, weight_sum / J, np.float32)
     return MetaParams.from_arrays(arrays, source="adam_ensemble")
 
 
