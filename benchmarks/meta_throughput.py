@@ -1,8 +1,9 @@
 """Meta-training throughput of HyperAdam for the paper's configuration, with and without XLA.
 
-Measures, for `jit_compile` False and True (taking turns, meta-step by meta-step): the compile time of the truncation, the median seconds
-per meta-step (one truncation of K = 20 optimizee steps with its first-order meta-gradient, plus the
-meta-update), hence optimizee steps per second, and the forward-only throughput of meta-validation.
+Measures, for `jit_compile` False and True (taking turns, meta-step by meta-step): the compile time
+of the truncation, the median seconds per meta-step (one truncation of K = 20 optimizee steps with
+its first-order meta-gradient, plus the meta-update), hence optimizee steps per second, and the
+forward-only throughput of meta-validation.
 From these it estimates the wall time of the paper's full schedule (100 epochs × 100 meta-batches ×
 100 optimizee steps, plus a meta-validation of `validation_tasks` × 100 steps after every epoch) on
 this machine. It also reports whether the meta-gradient was finite (see README: XLA's gradient of

@@ -136,10 +136,16 @@ def adam_cell_candidates(m, v, beta_hat, gamma_hat, epsilon):
     A bias correction of exactly 0 (a decay rate that saturated to 1.0 in float32) can only occur
     with a moment that is still exactly 0, so 0/0 is taken as 0 (`divide_no_nan`): the candidate
     stays 0 instead of NaN. Elsewhere this is the paper's formula unchanged.
+
+    The square root is taken only where v̂ > 0 (and is 0 elsewhere, the same value): XLA's gradient
+    of sqrt at 0 is 0·∞ = NaN, and coordinates whose gradient is always 0 (MNIST's blank border
+    pixels) keep v = 0, which would make every meta-gradient NaN under XLA.
     """
     m_corrected = ops.divide_no_nan(m, beta_hat)
     v_corrected = ops.divide_no_nan(v, gamma_hat)
-    return m_corrected / (ops.sqrt(v_corrected) + epsilon)
+    positive = v_corrected > 0
+    root = ops.where(positive, ops.sqrt(ops.where(positive, v_corrected, 1.0)), 0.0)
+    return m_corrected / (root + epsilon)
 
 
 def weight_cell(task_state, kernel, bias):

@@ -95,7 +95,7 @@ class MetaTrainConfig:
     meta_batches_per_epoch: int = 100
     validation_tasks: int = 10  # held-out task seeds, each run for the whole horizon
     seed: int = 0
-    jit_compile: bool = False  # compile the truncation with XLA (see README: NaN meta-gradients)
+    jit_compile: bool = False  # compile the truncation with XLA (not faster on CPU here; see README)
     # Run control (a resume may change these).
     checkpoint_minutes: float = 10.0
     stop_after_meta_steps: int | None = None  # stop this invocation after this many meta-steps

@@ -47,7 +47,7 @@ HELP: dict[str, str] = {
     "meta_batches_per_epoch": "meta-batches (tasks, each a whole horizon) per epoch",
     "validation_tasks": "held-out task seeds of the meta-validation after every epoch",
     "seed": "seed of the run: selects the training and validation tasks",
-    "jit_compile": "compile the truncation with XLA (faster; see README for the NaN caveat)",
+    "jit_compile": "compile the truncation with XLA (measured no faster on a 2-core CPU; see README)",
     "checkpoint_minutes": "minutes between checkpoints (one is also written at every stop)",
     "stop_after_meta_steps": "stop this invocation after this many meta-steps ('none' = no limit)",
     "stop_after_minutes": "stop this invocation after this many minutes ('none' = no limit)",
