@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Callable, Union
 
 import keras
 import numpy as np
 import tensorflow as tf
-from keras import ops
 
 from hyperadam_keras import equations
 from hyperadam_keras.bundle import default_bundle_path, load_meta_params
@@ -18,6 +18,33 @@ SLOT_NAMES = ("h", "c", "m", "v", "beta_hat", "gamma_hat")
 _STATE_DTYPE = "float32"
 
 MetaParamsLike = Union[None, str, os.PathLike, MetaParams, dict]
+
+
+def coordinate_update(meta: equations.MetaWeights, gradient, state: list, weights, learning_rate, weight_decay,
+                      grad_sq_norm, moment_col_sq_norms, is_finite, epsilon: float):
+    """Pure update of n flattened coordinates: returns (Δw [n] to subtract, new state list).
+
+    Δw = α (d_t + λ w); on a non-finite step (`is_finite` False) Δw = 0 and the state is returned as
+    it came, so the step leaves everything untouched.
+    """
+    direction, new_state = equations.hyperadam_direction(
+        meta, gradient, equations.CoordinateState(*state), grad_sq_norm, moment_col_sq_norms, epsilon)
+    delta = learning_rate * (direction + weight_decay * weights)
+    new_state = [tf.where(is_finite, new, old) for new, old in zip(new_state, state)]
+    return tf.where(is_finite, delta, tf.zeros_like(delta)), new_state
+
+
+@functools.lru_cache(maxsize=None)
+def compiled_coordinate_update(num_candidates: int, hidden: int, epsilon: float) -> Callable:
+    """`coordinate_update` compiled with XLA, shared by every optimizer with this J, H and ε.
+
+    The meta-parameters are arguments, not constants baked into the graph, so a new optimizer
+    instance reuses the compiled program of an earlier one instead of paying for another XLA
+    compile; only the number of coordinates varies between calls (`reduce_retracing`).
+    """
+    del num_candidates, hidden  # cache keys: one function per (J, H) keeps the traced J, H static
+    return tf.function(functools.partial(coordinate_update, epsilon=epsilon), jit_compile=True,
+                       reduce_retracing=True)
 
 
 def resolve_meta_params(meta_params: MetaParamsLike) -> MetaParams:
@@ -97,8 +124,6 @@ class HyperAdam(keras.optimizers.Optimizer):
         self.epsilon = float(epsilon)
         self.skip_nonfinite = bool(skip_nonfinite)
         self.jit_compile = bool(jit_compile)
-        self._update_fn = tf.function(self._coordinate_update, jit_compile=True,
-                                      reduce_retracing=True) if self.jit_compile else self._coordinate_update
 
     @property
     def num_candidates(self) -> int:
@@ -173,32 +198,23 @@ class HyperAdam(keras.optimizers.Optimizer):
     def _update_variable(self, variable, gradient, learning_rate, grad_sq_norm, moment_col_sq_norms,
                          is_finite):
         slots = self.slots(variable)
-        state = [tf.convert_to_tensor(slots[name]) for name in SLOT_NAMES]
+        J, H = self.num_candidates, self.hidden
+        # Flattened to [n, J] / [n, H] outside the compiled function: it then sees only n vary.
+        state = [tf.reshape(tf.convert_to_tensor(slots[name]), (-1, H if name in ("h", "c") else J))
+                 for name in SLOT_NAMES]
         decay = 0.0
         if self.weight_decay is not None and self._use_weight_decay(variable):
-            decay = tf.cast(self.weight_decay, _STATE_DTYPE)
-        delta, new_state = self._update_fn(
-            tf.cast(gradient, _STATE_DTYPE), state, tf.cast(variable, _STATE_DTYPE),
-            tf.cast(learning_rate, _STATE_DTYPE), tf.cast(decay, _STATE_DTYPE),
-            grad_sq_norm, moment_col_sq_norms, is_finite)
+            decay = self.weight_decay
+        update = (compiled_coordinate_update(J, H, self.epsilon) if self.jit_compile
+                  else functools.partial(coordinate_update, epsilon=self.epsilon))
+        delta, new_state = update(
+            equations.MetaWeights(*(tf.constant(a) for a in self.meta_params.weights())),
+            tf.reshape(tf.cast(gradient, _STATE_DTYPE), (-1,)), state,
+            tf.reshape(tf.cast(variable, _STATE_DTYPE), (-1,)), tf.cast(learning_rate, _STATE_DTYPE),
+            tf.cast(decay, _STATE_DTYPE), grad_sq_norm, moment_col_sq_norms, is_finite)
         for name, value in zip(SLOT_NAMES, new_state):
-            slots[name].assign(value)
-        variable.assign_sub(tf.cast(delta, variable.dtype))
-
-    def _coordinate_update(self, gradient, state, weights, learning_rate, weight_decay, grad_sq_norm,
-                           moment_col_sq_norms, is_finite):
-        """Pure per-variable update: returns (Δw to subtract, new state list), shapes preserved."""
-        shape = tf.shape(gradient)
-        J, H = self.num_candidates, self.hidden
-        flat_state = equations.CoordinateState(*(
-            tf.reshape(s, (-1, H if name in ("h", "c") else J)) for name, s in zip(SLOT_NAMES, state)))
-        meta = equations.MetaWeights(*(tf.constant(a) for a in self.meta_params.weights()))
-        direction, new_state = equations.hyperadam_direction(
-            meta, tf.reshape(gradient, (-1,)), flat_state, grad_sq_norm, moment_col_sq_norms, self.epsilon)
-        delta = learning_rate * (tf.reshape(direction, shape) + weight_decay * weights)
-        new_state = [tf.where(is_finite, tf.reshape(new, tf.shape(old)), old)
-                     for new, old in zip(new_state, state)]
-        return tf.where(is_finite, delta, tf.zeros_like(delta)), new_state
+            slots[name].assign(tf.reshape(value, slots[name].shape))
+        variable.assign_sub(tf.cast(tf.reshape(delta, variable.shape), variable.dtype))
 
     # --- configuration --------------------------------------------------------------------------
 
