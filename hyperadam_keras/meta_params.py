@@ -161,13 +161,14 @@ def adam_ensemble(num_candidates: int = 20, hidden: int = 20, beta_range: tuple[
 
 
 def random_meta_params(num_candidates: int = 20, hidden: int = 20, seed: int = 0,
-                       scale: float = 0.3) -> MetaParams:
-    """Random meta-parameters (Glorot-like scale) around the Adam ensemble: for tests and ablations.
+                       scale: float = 0.3, weight_sum: float = 1.0) -> MetaParams:
+    """Random meta-parameters (Glorot-like scale) around the Adam ensemble of `weight_sum`: for tests,
+    ablations and as a meta-training start (the noise lets the LSTM kernels get a meta-gradient).
 
     Never shipped as a default: an untrained random optimizer is not a sensible one.
     """
     rng = np.random.default_rng(seed)
-    base = adam_ensemble(num_candidates, hidden).arrays()
+    base = adam_ensemble(num_candidates, hidden, weight_sum=weight_sum).arrays()
     arrays = {}
     for name, value in base.items():
         fan_in = value.shape[0] if value.ndim == 2 else 1

@@ -31,9 +31,18 @@ def fmt(x) -> str:
     return f"{x:.3f}" if abs(x) >= 0.1 or x == 0 else f"{x:.3g}"
 
 
+def fmt_delta(x: float) -> str:
+    """A signed difference of losses: 3 decimals from 0.001 up, 3 significant digits below."""
+    x = as_float(x)
+    return f"{x:+.3f}" if abs(x) >= 0.001 or x == 0 or not math.isfinite(x) else f"{x:+.3g}"
+
+
 def fmt_stats(stats: dict) -> str:
-    """"mean ± std", with "(k non-finite)" when some seeds diverged."""
-    text = f"{fmt(stats['mean'])} ± {fmt(stats['std'])}"
+    """"mean ± std" ("mean (1 seed)" for one seed), with "(k non-finite)" when some seeds diverged."""
+    if stats.get("n") == 1:
+        text = f"{fmt(stats['mean'])} (1 seed)"
+    else:
+        text = f"{fmt(stats['mean'])} ± {fmt(stats['std'])}"
     if stats.get("n_nonfinite"):
         text += f" ({stats['n_nonfinite']} non-finite)"
     return text
@@ -114,7 +123,7 @@ def final_loss_table(results: dict) -> str:
         if delta:
             other = best_baseline(task)
             h = means.get(hyper[0], math.nan)
-            row.append(f"{h - other[1]:+.3f} (vs {other[0]})" if other and math.isfinite(h) else "–")
+            row.append(f"{fmt_delta(h - other[1])} (vs {other[0]})" if other and math.isfinite(h) else "–")
         row += [fmt(v) if isinstance(v, (int, float)) else str(v) for v in
                 (task.get("reference", {}).get(name, "–") for name in references)]
         rows.append(row)
@@ -292,15 +301,15 @@ def summary_table(all_results: Sequence[dict]) -> str | None:
                 h = as_float(r["final_loss"]["mean"])
                 verdict = "–"
                 if other is not None and math.isfinite(h):
-                    verdict = "HyperAdam lower" if h < other[1] else "baseline lower"
+                    verdict = "HyperAdam" if h < other[1] else "baseline"
                 rows.append([results["suite"], task["name"], str(task["steps"]), str(seeds), label,
                              fmt_stats(r["final_loss"]),
                              f"{other[0]} {fmt_stats(task['results'][other[0]]['final_loss'])}" if other else "–",
-                             f"{h - other[1]:+.3f}" if other and math.isfinite(h) else "–", verdict])
+                             fmt_delta(h - other[1]) if other and math.isfinite(h) else "–", verdict])
     if not rows:
         return None
     return _table(["suite", "task", "steps", "seeds", "optimizer", "final loss", "best tuned baseline",
-                   "difference", "verdict"], rows)
+                   "difference", "lower mean"], rows)
 
 
 def benchmarks_markdown(all_results: Sequence[dict], json_dirs: Sequence[str], out_dir: str,

@@ -32,6 +32,8 @@ def test_number_formatting():
     assert report.fmt("nan") == "nan" and report.fmt(math.inf) == "inf"
     assert report.fmt_stats({"mean": 0.2281, "std": 0.0041, "n_nonfinite": 0}) == "0.228 ± 0.0041"
     assert report.fmt_stats({"mean": 1.5, "std": 0.25, "n_nonfinite": 2}) == "1.500 ± 0.250 (2 non-finite)"
+    assert report.fmt_stats({"mean": 1.5e-5, "std": 0.0, "n": 1, "n_nonfinite": 0}) == "1.5e-05 (1 seed)"
+    assert report.fmt_delta(-0.2811) == "-0.281" and report.fmt_delta(9.4e-06) == "+9.4e-06"
 
 
 def test_report_files_hold_the_json_numbers(results, tmp_path):
@@ -51,7 +53,7 @@ def test_report_files_hold_the_json_numbers(results, tmp_path):
     best = min((hyper, sgd), key=lambda r: r["final_loss"]["mean"])
     assert cells[2 + [hyper, sgd].index(best)].startswith("**")  # the lower mean is in bold
     delta = hyper["final_loss"]["mean"] - sgd["final_loss"]["mean"]
-    assert cells[4] == f"{delta:+.3f} (vs SGD-momentum)"
+    assert cells[4] == f"{report.fmt_delta(delta)} (vs SGD-momentum)"
     assert cells[5:] == ["0.350", "0.228 ± 0.004"]  # the reference columns
     lr_row = next(line for line in markdown.splitlines() if line.startswith("| quad |") and "untuned" in line)
     grid = ", ".join(report.fmt_lr(x) for x in sgd["tuning"]["grid"])
@@ -114,7 +116,7 @@ def test_benchmarks_markdown_summarizes_against_the_best_baseline_and_links_imag
     h, b = task["HyperAdam"]["final_loss"], task["SGD-momentum"]["final_loss"]
     row = next(line for line in text.splitlines() if line.startswith("| tiny-report | quad |"))
     assert row == (f"| tiny-report | quad | 10 | 3 | HyperAdam | {report.fmt_stats(h)} | SGD-momentum "
-                   f"{report.fmt_stats(b)} | {h['mean'] - b['mean']:+.3f} | "
-                   f"{'HyperAdam lower' if h['mean'] < b['mean'] else 'baseline lower'} |")
+                   f"{report.fmt_stats(b)} | {report.fmt_delta(h['mean'] - b['mean'])} | "
+                   f"{'HyperAdam' if h['mean'] < b['mean'] else 'baseline'} |")
     assert "Shipped bundle: untrained." in text
     assert "![loss curves](runs/tiny-report/tiny-report_curves.png)" in text
