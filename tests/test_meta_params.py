@@ -38,3 +38,14 @@ def test_make_bundle_writes_the_requested_ensemble(tmp_path, capsys):
     np.testing.assert_allclose(1 / (1 + np.exp(-params.values["adam_cell/gamma_bias"])), 0.99, rtol=1e-6)
     assert params.fingerprint() == adam_ensemble(4, 3, gamma=0.99, weight_sum=2.0).fingerprint()
     assert "wrote" in capsys.readouterr().out
+
+
+def test_random_meta_params_are_noise_around_the_requested_ensemble():
+    from hyperadam_keras import random_meta_params
+    params = random_meta_params(20, 20, seed=0, scale=0.1, weight_sum=5.0)
+    ensemble = adam_ensemble(20, 20, weight_sum=5.0)
+    for name, value in params.values.items():
+        noise = value - ensemble.values[name]
+        assert 0 < np.abs(noise).max() < 1.0, name  # perturbed, but close to the ensemble
+    assert abs(params.values["weight_cell/bias"].mean() - 0.25) < 0.1
+    assert params.fingerprint() == random_meta_params(20, 20, seed=0, scale=0.1, weight_sum=5.0).fingerprint()
