@@ -111,6 +111,11 @@ def _normal(shape, key, std: float) -> tf.Tensor:
     return std * radius * tf.cos((2.0 * math.pi) * u[1])
 
 
+def _normal_params(seed: SeedLike, shapes: Sequence[tuple[int, ...]], std: float) -> list[tf.Tensor]:
+    """Initial parameters ~ N(0, std²), tensor k drawn with the key (seed, init stream, k)."""
+    return [_normal(shape, random_key(seed, _STREAM_INIT, k), std) for k, shape in enumerate(shapes)]
+
+
 def epoch_batch_indices(seed: SeedLike, step: SeedLike, num_examples: int, batch_size: int) -> tf.Tensor:
     """Indices of minibatch ``step``: epoch-wise seeded permutations, without replacement in an epoch.
 
@@ -250,8 +255,7 @@ class MLPTask(Task):
         return list(self._shapes)
 
     def init_params(self, seed: SeedLike) -> list[tf.Tensor]:
-        return [_normal(shape, random_key(seed, _STREAM_INIT, k), self.init_std)
-                for k, shape in enumerate(self._shapes)]
+        return _normal_params(seed, self._shapes, self.init_std)
 
     def sample_batch(self, seed: SeedLike, step: SeedLike) -> tuple[tf.Tensor, tf.Tensor]:
         idx = epoch_batch_indices(seed, step, int(self.images.shape[0]), self.batch_size)
@@ -434,8 +438,7 @@ class SineLSTMTask(Task):
         return list(self._shapes)
 
     def init_params(self, seed: SeedLike) -> list[tf.Tensor]:
-        return [_normal(shape, random_key(seed, _STREAM_INIT, k), self.init_std)
-                for k, shape in enumerate(self._shapes)]
+        return _normal_params(seed, self._shapes, self.init_std)
 
     def sample_batch(self, seed: SeedLike, step: SeedLike) -> tuple[tf.Tensor, tf.Tensor]:
         return self._generate(seed, step, self.batch_size)

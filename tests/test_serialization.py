@@ -99,13 +99,7 @@ def test_keras_file_save_load_continue(tmp_path, never_stopped):
     loaded = keras.saving.load_model(path)  # no custom_objects: the class is registered
     assert isinstance(loaded.optimizer, HyperAdam)
     assert loaded.optimizer.meta_params.fingerprint() == PARAMS.fingerprint()
-    np.testing.assert_array_equal(ref.flatten(loaded.get_weights()), halfway)
-    for v_old, v_new in zip(model.trainable_variables, loaded.trainable_variables):
-        for name, slot in model.optimizer.slots(v_old).items():
-            np.testing.assert_array_equal(loaded.optimizer.slots(v_new)[name].numpy(), slot.numpy(), err_msg=name)
-    fit(loaded)
-    got = ref.flatten(loaded.get_weights())
-    assert ref.rel_err(got - w0, final - w0) < 1e-6
+    _assert_restored_and_continues(model, loaded, w0, halfway, final)
     _assert_fresh_state_differs(halfway, final, w0)
 
 
@@ -120,14 +114,19 @@ def test_tf_train_checkpoint_save_restore_continue(tmp_path, never_stopped):
     fresh.set_weights([np.zeros_like(w) for w in fresh.get_weights()])  # nothing left from the start
     status = tf.train.Checkpoint(model=fresh, optimizer=fresh.optimizer).restore(prefix)
     status.assert_existing_objects_matched()
-    np.testing.assert_array_equal(ref.flatten(fresh.get_weights()), halfway)
     assert int(fresh.optimizer.iterations) == 3
-    for v_old, v_new in zip(model.trainable_variables, fresh.trainable_variables):
+    _assert_restored_and_continues(model, fresh, w0, halfway, final)
+
+
+def _assert_restored_and_continues(model, restored, w0, halfway, final):
+    """`restored` holds the halfway weights and exactly `model`'s optimizer slots, and training it on
+    gives the never-stopped trajectory."""
+    np.testing.assert_array_equal(ref.flatten(restored.get_weights()), halfway)
+    for v_old, v_new in zip(model.trainable_variables, restored.trainable_variables):
         for name, slot in model.optimizer.slots(v_old).items():
-            np.testing.assert_array_equal(fresh.optimizer.slots(v_new)[name].numpy(), slot.numpy(), err_msg=name)
-    fit(fresh)
-    got = ref.flatten(fresh.get_weights())
-    assert ref.rel_err(got - w0, final - w0) < 1e-6
+            np.testing.assert_array_equal(restored.optimizer.slots(v_new)[name].numpy(), slot.numpy(), err_msg=name)
+    fit(restored)
+    assert ref.rel_err(ref.flatten(restored.get_weights()) - w0, final - w0) < 1e-6
 
 
 def _assert_fresh_state_differs(halfway, final, w0):
