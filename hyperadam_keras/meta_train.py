@@ -59,6 +59,9 @@ VALIDATION_FIELDS = ("meta_step", "epoch", "validation_loss", "best_validation_l
 _TRAIN_SEED_STRIDE = 2 ** 32  # task seed of meta-batch n: seed · 2³² + n
 _VALIDATION_SEED_BASE = 2 ** 62  # validation seeds: 2⁶² + seed · 2¹⁶ + i, never a training seed
 
+VALIDATION_METRICS = ("mean-loss", "final-loss")
+META_OBJECTIVES = ("mean-loss", "mean-log-loss")
+
 # Options that steer one invocation, not the recipe: a resume may change them.
 RUN_CONTROL_FIELDS = ("checkpoint_minutes", "stop_after_meta_steps", "stop_after_minutes", "progress_bar")
 
@@ -81,12 +84,18 @@ class MetaTrainConfig:
     init: str = "adam-ensemble"
     init_seed: int = 0  # seed of init = "random"
     init_scale: float = 0.1  # scale of init = "random" (see meta_params.random_meta_params)
+    # Σρ of the "adam-ensemble" / "random" start: the effective step is init_weight_sum · α. The paper's
+    # ensemble averages (1); 5 starts near tuned Adam's best rates (meta_training/LOG.md).
+    init_weight_sum: float = 1.0
     learning_rate: float = 0.005  # α, the optimizee step size
     epsilon: float = 1e-24  # ε of the candidate updates
     # The unroll.
     horizon: int = 100  # T: optimizee steps per task
     truncation: int = 20  # K: optimizee steps per meta-step (T must be a multiple of K)
     second_order: bool = False  # backpropagate through the optimizee gradient too
+    # "mean-loss": mean_k L(w_k) over a truncation (the paper); "mean-log-loss": mean_k log L(w_k),
+    # scale-free, for mixtures of tasks with different loss scales.
+    meta_objective: str = "mean-loss"
     # The outer loop.
     meta_optimizer: str = "adam"  # "adam" (the paper) or "sgd"
     meta_learning_rate: float = 1e-4
@@ -94,6 +103,10 @@ class MetaTrainConfig:
     epochs: int = 100
     meta_batches_per_epoch: int = 100
     validation_tasks: int = 10  # held-out task seeds, each run for the whole horizon
+    # "mean-loss": mean optimizee minibatch loss over the horizon (the meta-objective's own measure);
+    # "final-loss": geometric mean over the validation tasks of the full training loss of the final
+    # weights (what the evaluation suites report; geometric so tasks of different loss scales count alike).
+    validation_metric: str = "mean-loss"
     seed: int = 0
     jit_compile: bool = False  # compile the truncation with XLA (not faster on CPU here; see README)
     # Run control (a resume may change these).
@@ -111,6 +124,12 @@ class MetaTrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.meta_optimizer not in ("adam", "sgd"):
             raise ValueError(f"meta_optimizer must be 'adam' or 'sgd', got {self.meta_optimizer!r}")
+        if self.meta_objective not in META_OBJECTIVES:
+            raise ValueError(f"meta_objective must be one of {META_OBJECTIVES}, got {self.meta_objective!r}")
+        if self.validation_metric not in VALIDATION_METRICS:
+            raise ValueError(f"validation_metric must be one of {VALIDATION_METRICS}, got {self.validation_metric!r}")
+        if not self.init_weight_sum > 0:
+            raise ValueError(f"init_weight_sum must be > 0, got {self.init_weight_sum}")
         if self.meta_clip_norm is not None and not self.meta_clip_norm > 0:
             raise ValueError(f"meta_clip_norm must be > 0 or None, got {self.meta_clip_norm}")
 
@@ -176,18 +195,38 @@ def _sine_lstm_task(config):
     return SineLSTMTask(batch_size=config.batch_size)
 
 
-# name -> (builder(config) -> task, description). MNIST tasks read `data_source` / `data_dir`.
+def _evaluation_mix(config):
+    """The evaluation suites' task kinds, one per meta-batch in turn (a list = a round-robin mixture)."""
+    from hyperadam_keras.tasks import MLPTask, SineLSTMTask
+    images, labels = _mnist(config)[:2]
+    mlps = [MLPTask(images, labels, hidden_layers=layers, activation=activation, batch_size=config.batch_size)
+            for layers, activation in EVAL_MIX_MLPS]
+    lstms = [SineLSTMTask(num_layers=layers, noise_std=noise, batch_size=config.batch_size)
+             for layers, noise in EVAL_MIX_LSTMS]
+    return mlps + lstms
+
+
+# (hidden layers, activation) and (LSTM layers, input noise) of the "eval-mix" family: Table 1's four
+# activations, deeper sigmoid MLPs (Fig. 5d) and Table 2's LSTMs, at the suites' sizes.
+EVAL_MIX_MLPS = ((1, "sigmoid"), (1, "relu"), (1, "elu"), (1, "tanh"), (3, "sigmoid"), (6, "sigmoid"))
+EVAL_MIX_LSTMS = ((1, 0.1), (1, 0.01), (2, 0.1))
+
+# name -> (builder(config) -> task or list of tasks, description). MNIST tasks read `data_source` /
+# `data_dir`. A list is a mixture: meta-batch n trains on task n mod len(list).
 TASKS: dict[str, tuple[Callable[[MetaTrainConfig], Any], str]] = {
     "paper": (_paper_task, "the paper's task: RS(MLP 784-20-10 sigmoid, r=3) + RS(CC quadratic, r=1), MNIST"),
     "mlp": (_mlp_task, "MLP 784-20-10 sigmoid on MNIST, no transforms"),
     "quadratic": (_quadratic_task, "CC quadratic mean(clip((z-a)², 0, 10)), z ∈ R^20 (no data)"),
     "quadratic-rs": (_quadratic_rs_task, "RS(CC quadratic, r=1) (no data)"),
     "sine-lstm": (_sine_lstm_task, "the sine-prediction LSTM of the paper's Table 2 (generated data)"),
+    "eval-mix": (_evaluation_mix, "a round-robin mixture of the evaluation suites' tasks, unscaled: MLP 1x20 "
+                                  "sigmoid/ReLU/ELU/tanh, 3x20 and 6x20 sigmoid (MNIST), sine LSTM 1 layer "
+                                  "(noise 0.1, 0.01) and 2 layers"),
 }
 
 
 def build_task(config: MetaTrainConfig):
-    """The task family named by `config.task`."""
+    """The task family named by `config.task` (a task, or a list of tasks for a mixture)."""
     if config.task not in TASKS:
         raise ValueError(f"unknown task {config.task!r}; choose from {sorted(TASKS)} "
                          "(or pass task= to meta_train for your own)")
@@ -207,9 +246,10 @@ def validation_task_seeds(config: MetaTrainConfig) -> list[int]:
 def initial_meta_params(config: MetaTrainConfig) -> MetaParams:
     """The starting point: the Adam ensemble, random, or a bundle (J and H must match the config)."""
     if config.init == "adam-ensemble":
-        return adam_ensemble(config.num_candidates, config.hidden)
+        return adam_ensemble(config.num_candidates, config.hidden, weight_sum=config.init_weight_sum)
     if config.init == "random":
-        return random_meta_params(config.num_candidates, config.hidden, config.init_seed, config.init_scale)
+        return random_meta_params(config.num_candidates, config.hidden, config.init_seed, config.init_scale,
+                                  weight_sum=config.init_weight_sum)
     params = load_meta_params(config.init)
     if (params.num_candidates, params.hidden) != (config.num_candidates, config.hidden):
         raise ValueError(f"init bundle {config.init} has J={params.num_candidates}, H={params.hidden}; "
@@ -261,14 +301,16 @@ class _UnrollVariables(tf.Module):
 
 
 class MetaTrainer:
-    """The meta-parameters, the meta-optimizer and the compiled truncation of one task family.
+    """The meta-parameters, the meta-optimizer and the compiled truncations of one task family.
 
-    Usable on its own (the benchmark does): `start_task(seed)`, then `train_step(state, seed)` per
-    truncation, and `validate(seeds)`.
+    `task` is a task or a list of tasks (a mixture: `index` selects one; each has its own compiled
+    functions, since their shapes differ). Usable on its own (the benchmark does):
+    `start_task(seed, index)`, then `train_step(state, seed, index)` per truncation, and `validate(seeds)`.
     """
 
     def __init__(self, config: MetaTrainConfig, task, init: MetaParams | None = None):
-        self.config, self.task = config, task
+        self.config = config
+        self.tasks = list(task) if isinstance(task, (list, tuple)) else [task]
         init = init if init is not None else initial_meta_params(config)
         self.meta = U.meta_variables(init)
         if config.meta_optimizer == "adam":
@@ -279,17 +321,28 @@ class MetaTrainer:
             self.meta_optimizer = keras.optimizers.SGD(config.meta_learning_rate)
         self.meta_optimizer.build(list(self.meta))
         c = config
-        self._gradient_fn = U.compile_fn(
-            lambda state, seed: U.meta_gradient(self.meta, task, state, seed, c.truncation, c.learning_rate,
-                                                c.epsilon, c.second_order), c.jit_compile)
-        self._evaluate_fn = U.compile_fn(
-            lambda state, seed: U.evaluate(self.meta, task, state, seed, c.truncation, c.learning_rate,
-                                           c.epsilon), c.jit_compile)
+        self._gradient_fns = [U.compile_fn(
+            lambda state, seed, task=task: U.meta_gradient(self.meta, task, state, seed, c.truncation,
+                                                           c.learning_rate, c.epsilon, c.second_order,
+                                                           c.meta_objective == "mean-log-loss"),
+            c.jit_compile) for task in self.tasks]
+        self._evaluate_fns = [U.compile_fn(
+            lambda state, seed, task=task: U.evaluate(self.meta, task, state, seed, c.truncation,
+                                                      c.learning_rate, c.epsilon),
+            c.jit_compile) for task in self.tasks]
+        self._full_loss_fns = [tf.function(lambda params, seed, task=task: task.full_loss(params, seed))
+                               for task in self.tasks]
         self._apply_fn = tf.function(self._apply)
 
-    def start_task(self, seed: int) -> U.UnrollState:
-        """Initial weights of task `seed`, zero optimizer state, step 0."""
-        return U.init_unroll_state(self.task.init_params(seed), self.config.num_candidates, self.config.hidden)
+    @property
+    def task(self):
+        """The task (the first one of a mixture)."""
+        return self.tasks[0]
+
+    def start_task(self, seed: int, index: int = 0) -> U.UnrollState:
+        """Initial weights of task `seed` (of the mixture's task `index`), zero optimizer state, step 0."""
+        return U.init_unroll_state(self.tasks[index].init_params(seed), self.config.num_candidates,
+                                   self.config.hidden)
 
     def _apply(self, meta_loss, grads):
         """Clips and applies the meta-gradient if it and the meta-loss are finite; else skips it.
@@ -303,24 +356,36 @@ class MetaTrainer:
             self.meta_optimizer.apply_gradients(zip(grads, list(self.meta)))
         return norm, finite
 
-    def train_step(self, state: U.UnrollState, seed: int) -> tuple[float, float, bool, U.UnrollState]:
+    def train_step(self, state: U.UnrollState, seed: int,
+                   index: int = 0) -> tuple[float, float, bool, U.UnrollState]:
         """One truncation and one meta-update: (meta-loss, meta-gradient norm, applied, new state).
 
         A non-finite meta-loss or meta-gradient skips the update (`applied` is False).
         """
-        meta_loss, grads, new_state = self._gradient_fn(state, tf.constant(seed, tf.int64))
+        meta_loss, grads, new_state = self._gradient_fns[index](state, tf.constant(seed, tf.int64))
         norm, applied = self._apply_fn(meta_loss, grads)
         return float(meta_loss), float(norm), bool(applied), new_state
 
     def validate(self, seeds: list[int]) -> float:
-        """Mean optimizee loss over the whole horizon, averaged over the tasks `seeds`."""
-        totals = []
-        for seed in seeds:
-            state = self.start_task(seed)
+        """The `config.validation_metric` over the held-out tasks `seeds` (seed i on task i mod the mixture).
+
+        "mean-loss": mean optimizee minibatch loss over the whole horizon, averaged over the seeds.
+        "final-loss": exp(mean log full_loss(final weights)); a non-finite loss makes it inf.
+        """
+        means, finals = [], []
+        for i, seed in enumerate(seeds):
+            index = i % len(self.tasks)
+            state = self.start_task(seed, index)
+            seed_tensor = tf.constant(seed, tf.int64)
             for _ in range(self.config.truncations_per_task):
-                losses, state = self._evaluate_fn(state, tf.constant(seed, tf.int64))
-                totals.append(float(tf.reduce_mean(losses)))
-        return float(np.mean(totals))
+                losses, state = self._evaluate_fns[index](state, seed_tensor)
+                means.append(float(tf.reduce_mean(losses)))
+            if self.config.validation_metric == "final-loss":
+                finals.append(float(self._full_loss_fns[index](state.params, seed_tensor)))
+        if self.config.validation_metric == "mean-loss":
+            return float(np.mean(means))
+        finals = np.asarray(finals, np.float64)
+        return float(np.exp(np.mean(np.log(finals)))) if np.all(np.isfinite(finals) & (finals > 0)) else math.inf
 
     def meta_params(self, source: str = "meta-training") -> MetaParams:
         return U.to_meta_params(self.meta, source)
@@ -373,7 +438,7 @@ def plot_losses(output_dir: str | os.PathLike) -> Path:
         ax.plot(*zip(*for_epochs), color="tab:blue", marker=".", label="meta-train loss (epoch mean)")
     if valid:
         ax.plot([int(r["meta_step"]) for r in valid], [float(r["validation_loss"]) for r in valid],
-                color="tab:red", marker="o", label="meta-validation loss (mean over horizon)")
+                color="tab:red", marker="o", label="meta-validation loss")
     ax.set_xlabel("meta-step (truncation)")
     ax.set_ylabel("mean optimizee loss")
     ax.grid(alpha=0.3)
@@ -422,7 +487,9 @@ def _bundle_metadata(config: MetaTrainConfig, task_name: str, task_description: 
         },
         "validation": {
             "task_seeds": validation_task_seeds(config),
-            "metric": f"mean optimizee loss over the horizon of {config.horizon} steps, averaged over the seeds",
+            "metric": (f"mean optimizee loss over the horizon of {config.horizon} steps, averaged over the seeds"
+                       if config.validation_metric == "mean-loss" else
+                       f"geometric mean over the seeds of the full training loss after {config.horizon} steps"),
             "initial_loss": float(counters["initial_validation_loss"].numpy()),
             "best_loss": float(counters["best_validation_loss"].numpy()),
             "best_epoch": int(counters["best_epoch"].numpy()),
@@ -447,7 +514,8 @@ class MetaTrainResult:
 
 
 def _check_resume_config(config: MetaTrainConfig, output_dir: Path) -> None:
-    saved = json.loads((output_dir / CONFIG_FILE).read_text())
+    # Through from_dict: options added since the run started take their defaults, as the run had them.
+    saved = MetaTrainConfig.from_dict(json.loads((output_dir / CONFIG_FILE).read_text())).recipe()
     recipe = config.recipe()
     changed = {k: (saved.get(k), v) for k, v in recipe.items() if saved.get(k) != v}
     if changed:
@@ -487,18 +555,20 @@ def meta_train(config: MetaTrainConfig, output_dir: str | os.PathLike, resume: b
     if task is None:
         task = build_task(config)
         task_description = TASKS[config.task][1]
-    task_name = getattr(task, "name", type(task).__name__)
-
     trainer = MetaTrainer(config, task)
+    tasks = trainer.tasks
+    task_name = " | ".join(getattr(t, "name", type(t).__name__) for t in tasks)
     best = U.meta_variables(trainer.meta_params(), trainable=False)
     counters = {name: tf.Variable(value, dtype=dtype, name=name) for name, value, dtype in (
         ("meta_step", 0, tf.int64), ("validated_at", -1, tf.int64), ("skipped", 0, tf.int64),
         ("best_epoch", 0, tf.int64), ("best_validation_loss", math.inf, tf.float64),
         ("initial_validation_loss", math.nan, tf.float64), ("elapsed_s", 0.0, tf.float64),
         ("task_in_progress", False, tf.bool))}
-    unroll_vars = _UnrollVariables(task.param_shapes(), config.num_candidates, config.hidden)
+    # One holder per task of a mixture (shapes differ); a single task keeps the original layout.
+    unroll_vars = [_UnrollVariables(t.param_shapes(), config.num_candidates, config.hidden) for t in tasks]
     checkpoint = tf.train.Checkpoint(meta=list(trainer.meta), meta_optimizer=trainer.meta_optimizer,
-                                     best=list(best), unroll=unroll_vars, **counters)
+                                     best=list(best), unroll=unroll_vars[0] if len(tasks) == 1 else unroll_vars,
+                                     **counters)
     manager = tf.train.CheckpointManager(checkpoint, output_dir / CHECKPOINT_DIR, max_to_keep=2)
     if resume and manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
@@ -512,14 +582,18 @@ def meta_train(config: MetaTrainConfig, output_dir: str | os.PathLike, resume: b
     writer = tf.summary.create_file_writer(str(output_dir / "tensorboard"))
     per_task, per_epoch, total = config.truncations_per_task, config.meta_steps_per_epoch, config.total_meta_steps
     validation_seeds = validation_task_seeds(config)
-    state = unroll_vars.load() if bool(counters["task_in_progress"].numpy()) else None
+
+    def task_index(step: int) -> int:
+        return (step // per_task) % len(tasks)
+
+    state = unroll_vars[task_index(meta_step)].load() if bool(counters["task_in_progress"].numpy()) else None
 
     def elapsed() -> float:
         return elapsed_before + time.monotonic() - started
 
     def save_checkpoint() -> None:
         if state is not None:
-            unroll_vars.save(state)
+            unroll_vars[task_index(meta_step)].save(state)
         counters["task_in_progress"].assign(state is not None)
         counters["meta_step"].assign(meta_step)
         counters["elapsed_s"].assign(elapsed())
@@ -565,10 +639,10 @@ def meta_train(config: MetaTrainConfig, output_dir: str | os.PathLike, resume: b
             stopped_early = True
             break
         meta_batch, truncation = divmod(meta_step, per_task)
-        seed = training_task_seed(config, meta_batch)
+        seed, index = training_task_seed(config, meta_batch), task_index(meta_step)
         if truncation == 0 or state is None:
-            state = trainer.start_task(seed)
-        meta_loss, grad_norm, applied, state = trainer.train_step(state, seed)
+            state = trainer.start_task(seed, index)
+        meta_loss, grad_norm, applied, state = trainer.train_step(state, seed, index)
         if not applied:  # a non-finite meta-gradient: skip it; the next meta-step restarts the task
             counters["skipped"].assign_add(1)
             state = None

@@ -35,17 +35,25 @@ HELP: dict[str, str] = {
             "the LSTM learn: from the exact ensemble its kernels get zero meta-gradient), or a bundle path",
     "init_seed": "seed of --init random",
     "init_scale": "noise scale of --init random (std scale / sqrt(fan-in) per kernel, scale per bias)",
+    "init_weight_sum": "sum of the candidate weights rho of --init adam-ensemble / random (effective step = "
+                       "this times --learning-rate; 5 starts near tuned Adam's best rates)",
     "learning_rate": "alpha, the optimizee step size",
     "epsilon": "epsilon of the candidate updates",
     "horizon": "T, optimizee steps per task (a multiple of --truncation)",
     "truncation": "K, optimizee steps per meta-step (truncated backpropagation)",
     "second_order": "backpropagate through the optimizee gradients too (the paper: first order)",
+    "meta_objective": "meta-loss of a truncation: mean-loss (the paper) or mean-log-loss (scale-free, for "
+                      "mixtures of tasks with different loss scales)",
     "meta_optimizer": "meta-optimizer: adam (the paper) or sgd",
     "meta_learning_rate": "meta-optimizer learning rate",
     "meta_clip_norm": "clip the meta-gradient to this global norm ('none' = no clipping)",
     "epochs": "epochs of meta-training",
     "meta_batches_per_epoch": "meta-batches (tasks, each a whole horizon) per epoch",
-    "validation_tasks": "held-out task seeds of the meta-validation after every epoch",
+    "validation_tasks": "held-out task seeds of the meta-validation after every epoch (with a mixture task, "
+                        "seed i runs on its task i mod the mixture's size)",
+    "validation_metric": "meta-validation measure, which picks the best bundle: mean-loss (mean minibatch loss "
+                         "over the horizon) or final-loss (geometric mean of the final weights' full training "
+                         "loss, what the evaluation suites report)",
     "seed": "seed of the run: selects the training and validation tasks",
     "jit_compile": "compile the truncation with XLA (measured no faster on a 2-core CPU; see README)",
     "checkpoint_minutes": "minutes between checkpoints (one is also written at every stop)",

@@ -35,6 +35,9 @@ DEFAULT_LEARNING_RATE = 0.005  # α of the paper's meta-training
 DEFAULT_EPSILON = 1e-24  # ε of the candidate updates (paper)
 
 
+_TINY_LOSS = 1e-30  # floor of log L: a zero loss must not give -inf
+
+
 class UnrollState(NamedTuple):
     """What a truncation carries in and out: optimizee parameters, their HyperAdam state, step counter."""
 
@@ -143,17 +146,21 @@ def unroll(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num
 
 def meta_gradient(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num_steps: int,
                   learning_rate: float = DEFAULT_LEARNING_RATE, epsilon: float = DEFAULT_EPSILON,
-                  second_order: bool = False) -> tuple[tf.Tensor, list, UnrollState]:
+                  second_order: bool = False, log_objective: bool = False) -> tuple[tf.Tensor, list, UnrollState]:
     """One truncation and the gradient of its meta-loss: (meta-loss, grads in `meta` order, new state).
 
-    The carried-in state is a constant (truncated backpropagation through time); the carried-out
-    state is returned without a gradient path, ready for the next truncation.
+    meta-loss = mean_k L(w_k) (the paper), or with `log_objective` mean_k log L(w_k): invariant to the
+    scale of the loss, so in a mixture of tasks (cross-entropy near 1, sine MSE near 10) each task's
+    relative progress counts alike. The carried-in state is a constant (truncated backpropagation
+    through time); the carried-out state is returned without a gradient path, for the next truncation.
     """
     state = tf.nest.map_structure(tf.stop_gradient, state)
     with tf.GradientTape() as tape:
         tape.watch([m for m in meta if not isinstance(m, tf.Variable)])
-        meta_loss, _, new_state = unroll(meta, task, state, task_seed, num_steps, learning_rate, epsilon,
-                                         second_order)
+        meta_loss, losses, new_state = unroll(meta, task, state, task_seed, num_steps, learning_rate, epsilon,
+                                              second_order)
+        if log_objective:
+            meta_loss = tf.reduce_mean(tf.math.log(tf.maximum(losses, _TINY_LOSS)))
     grads = tape.gradient(meta_loss, list(meta), unconnected_gradients=tf.UnconnectedGradients.ZERO)
     return meta_loss, grads, tf.nest.map_structure(tf.stop_gradient, new_state)
 

@@ -126,3 +126,71 @@ def test_non_finite_meta_gradient_is_skipped():
     assert not applied and not np.isfinite(meta_loss)
     assert trainer.meta_params().fingerprint() == before
     assert int(trainer.meta_optimizer.iterations.numpy()) == 0
+
+
+def _mixture():
+    from hyperadam_keras.tasks import QuadraticTask, RandomScaling
+    return [RandomScaling(QuadraticTask(dim=5), 1.0), QuadraticTask(dim=3, target_range=2.0)]
+
+
+MIXTURE = dataclasses.replace(TINY, epochs=2, meta_batches_per_epoch=3, validation_tasks=4,
+                              validation_metric="final-loss", meta_objective="mean-log-loss")
+
+
+def test_a_mixture_trains_its_tasks_in_turn_and_resumes_exactly(tmp_path):
+    straight = meta_train(MIXTURE, tmp_path / "straight", task=_mixture(), task_description="two quadratics")
+    assert straight.complete and straight.meta_step == 12
+    meta = read_bundle_metadata(straight.bundle_path)
+    assert meta["made_by"]["task"] == "rs1(quadratic5) | quadratic3"
+
+    split = tmp_path / "split"
+    # Stop inside meta-batch 1 (second task of the mixture): its unfinished unroll must come back.
+    first = meta_train(dataclasses.replace(MIXTURE, stop_after_meta_steps=3), split, task=_mixture())
+    assert first.meta_step == 3
+    resumed = meta_train(MIXTURE, split, resume=True, task=_mixture())
+    for a, b in zip(straight.last_params.weights(), resumed.last_params.weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    want = [float(r["meta_loss"]) for r in _rows(tmp_path / "straight" / "train_log.csv")]
+    got = [float(r["meta_loss"]) for r in _rows(split / "train_log.csv")]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_final_loss_validation_is_the_geometric_mean_of_each_tasks_final_full_loss():
+    from hyperadam_keras import unroll as U
+    tasks = _mixture()
+    params = adam_ensemble(4, 4, weight_sum=20.0)
+    trainer = MetaTrainer(MIXTURE, tasks, init=params)
+    seeds = validation_task_seeds(MIXTURE)
+    # Independently: run each seed's whole horizon on its task (seed i -> task i mod 2) and take
+    # the full loss of the final weights.
+    meta = U.meta_variables(params, trainable=False)
+    finals = []
+    for i, seed in enumerate(seeds):
+        task = tasks[i % 2]
+        _, state = U.evaluate(meta, task, U.init_unroll_state(task.init_params(seed), 4, 4), seed, MIXTURE.horizon)
+        finals.append(float(task.full_loss(state.params, seed)))
+    assert trainer.validate(seeds) == pytest.approx(float(np.exp(np.mean(np.log(finals)))), rel=1e-5)
+    mean_loss = MetaTrainer(dataclasses.replace(MIXTURE, validation_metric="mean-loss"), tasks, init=params)
+    assert mean_loss.validate(seeds) != pytest.approx(trainer.validate(seeds), rel=1e-3)
+
+
+def test_init_weight_sum_scales_the_starting_ensemble_and_old_configs_still_resume(tmp_path):
+    from hyperadam_keras.meta_params import random_meta_params
+    from hyperadam_keras.meta_train import initial_meta_params, load_run_config
+    config = dataclasses.replace(TINY, init="random", init_seed=3, init_scale=0.1, init_weight_sum=5.0)
+    assert initial_meta_params(config).fingerprint() == random_meta_params(4, 4, 3, 0.1, weight_sum=5.0).fingerprint()
+    assert initial_meta_params(dataclasses.replace(TINY, init_weight_sum=5.0)).fingerprint() == \
+        adam_ensemble(4, 4, weight_sum=5.0).fingerprint()
+    with pytest.raises(ValueError, match="validation_metric"):
+        dataclasses.replace(TINY, validation_metric="median")
+    with pytest.raises(ValueError, match="meta_objective"):
+        dataclasses.replace(TINY, meta_objective="max")
+    # A run started before these options existed has none of them in its config.json: it resumes.
+    run = tmp_path / "old"
+    meta_train(dataclasses.replace(TINY, epochs=1, meta_batches_per_epoch=1, validation_tasks=1), run)
+    saved = json.loads((run / "config.json").read_text())
+    for key in ("init_weight_sum", "validation_metric", "meta_objective"):
+        del saved[key]
+    (run / "config.json").write_text(json.dumps(saved))
+    resumed = meta_train(load_run_config(run, epochs=1), run, resume=True)
+    assert resumed.complete

@@ -158,3 +158,29 @@ def test_evaluate_equals_the_forward_pass_of_the_unroll_and_continues_the_state(
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
     meta_params = U.to_meta_params(meta)
     assert meta_params.fingerprint() == random_meta_params(20, 20, seed=4).fingerprint()
+
+
+def test_log_objective_is_the_mean_log_loss_and_its_gradient_matches_finite_differences():
+    task = TinyRegression(dtype=tf.float64)
+    meta_arrays = [np.asarray(a, np.float64) for a in random_meta_params(4, 3, seed=5, scale=0.5).weights()]
+    meta = U.equations.MetaWeights(*(tf.constant(a) for a in meta_arrays))
+    state = U.init_unroll_state(task.init_params(1), 4, 3)
+    log_loss, grads, _ = U.meta_gradient(meta, task, state, 1, 4, second_order=True, log_objective=True)
+    plain_loss, plain_grads, _ = U.meta_gradient(meta, task, state, 1, 4, second_order=True)
+    losses, _ = U.evaluate(meta, task, state, 1, 4)
+    assert float(log_loss) == pytest.approx(float(np.mean(np.log(losses.numpy()))), rel=1e-12)
+    assert float(plain_loss) == pytest.approx(float(np.mean(losses.numpy())), rel=1e-12)
+
+    def mean_log_loss(sign, direction, eps=1e-6):
+        shifted = U.equations.MetaWeights(*(tf.constant(a + sign * eps * d) for a, d in zip(meta_arrays, direction)))
+        start = U.init_unroll_state(task.init_params(1), 4, 3)
+        return float(np.mean(np.log(U.unroll(shifted, task, start, 1, 4)[1].numpy())))
+
+    rng = np.random.default_rng(1)
+    for _ in range(2):
+        direction = [rng.normal(size=a.shape) for a in meta_arrays]
+        analytic = sum(float(np.sum(g.numpy() * d)) for g, d in zip(grads, direction))
+        numeric = (mean_log_loss(1.0, direction) - mean_log_loss(-1.0, direction)) / 2e-6
+        assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-9)
+    # It is a different objective: the gradients are not those of the plain mean.
+    assert max(float(np.max(np.abs(a.numpy() - b.numpy()))) for a, b in zip(grads, plain_grads)) > 1e-6
