@@ -22,10 +22,16 @@ Protocol (the same for every suite):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
+import hashlib
+import json
 import math
 import os
+import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -140,29 +146,58 @@ def _tuning_score(losses: Sequence[float]) -> float:
 
 @dataclass
 class RunResult:
-    """One training run: per-step minibatch losses and the final weights' metrics."""
+    """One training run: per-step minibatch losses and the final weights' metrics.
+
+    A run restored by `from_json` may hold its curve as block means (`curve_block` > 1, as `to_json`
+    stores curves of over `MAX_CURVE_POINTS` steps) and its recorded `finite` (`stored_finite`), so
+    that its `to_json` is the original's.
+    """
     seed: int
     learning_rate: float
     curve: np.ndarray
     final_loss: float
     test: dict | None
     seconds: float
+    curve_block: int = 1
+    stored_finite: bool | None = None
 
     @property
     def finite(self) -> bool:
+        if self.stored_finite is not None:  # block means can hide (or, by overflow, add) a non-finite step
+            return self.stored_finite
         return bool(math.isfinite(self.final_loss) and np.all(np.isfinite(self.curve)))
+
+    def stored_curve(self) -> tuple[np.ndarray, int]:
+        """The curve as `to_json` writes it, and its block: means over blocks of `curve_block(steps)` steps."""
+        if self.curve_block > 1:  # restored from JSON: already block means
+            return self.curve, self.curve_block
+        block = curve_block(len(self.curve))
+        if block == 1:
+            return self.curve, 1
+        return self.curve[:len(self.curve) // block * block].reshape(-1, block).mean(axis=1), block
 
     def to_json(self, with_curve: bool = True) -> dict:
         out = {"seed": self.seed, "learning_rate": self.learning_rate, "final_loss": _json_float(self.final_loss),
                "test": {k: _json_float(v) for k, v in (self.test or {}).items()} or None,
                "seconds": round(self.seconds, 4), "finite": self.finite}
         if with_curve:
-            block = curve_block(len(self.curve))
-            curve = self.curve if block == 1 else self.curve[:len(self.curve) // block * block].reshape(
-                -1, block).mean(axis=1)
+            curve, block = self.stored_curve()
             out["curve"] = [_json_float(float(str(np.float32(x)))) for x in curve]  # float32, shortest
             out["curve_block"] = block
         return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> "RunResult":
+        """Inverse of `to_json`: `from_json(r.to_json()).to_json() == r.to_json()` ("nan"/"inf" strings
+        included). A record without a curve restores an empty one."""
+        # float32 holds the shortest-repr values of `to_json` exactly, as the trained curve held them.
+        curve = np.asarray([float(x) for x in data.get("curve", ())], dtype=np.float32)
+        test = data.get("test")
+        return cls(seed=int(data["seed"]), learning_rate=float(data["learning_rate"]), curve=curve,
+                   final_loss=float(data["final_loss"]),
+                   test={str(k): float(v) for k, v in test.items()} if test else None,
+                   seconds=float(data["seconds"]), curve_block=int(data.get("curve_block", 1)),
+                   stored_finite=bool(data["finite"]))
 
 
 MAX_CURVE_POINTS = 2000
@@ -320,6 +355,179 @@ def tune_learning_rate(run: Callable[[int, float], float], grid: Sequence[float]
     return TuningResult(grid=grid, losses=losses, best_lr=best, at_edge=at_edge, seeds=list(seeds))
 
 
+# --- the run cache ------------------------------------------------------------------------------
+
+# Bump when a cached run would no longer be the run this code makes (the record's layout, or the
+# training protocol of `Trainer.run`): old files then simply miss.
+CACHE_FORMAT = 1
+
+
+def _canonical_json(value: Any) -> str:
+    # Sorted keys, no spaces, floats by repr (exact): equal identities give equal text. An object JSON
+    # cannot write falls back to its repr; if that repr varies between processes the run just misses.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
+
+
+def run_key(identity: dict) -> str:
+    """The cache key of a run: SHA-256 of the canonical JSON of its `run_identity`."""
+    return hashlib.sha256(_canonical_json(identity).encode()).hexdigest()
+
+
+def task_identity(spec: Any, steps: int) -> dict:
+    """What of a suite's `TaskSpec` determines a run: its kind, constructor arguments (which also name
+    the data: source, data_dir, with_test) and the steps actually run (so `--long` is another run).
+    Not its display name, reference numbers or grids (a grid only chooses which rates run)."""
+    return {"kind": spec.kind, "kwargs": spec.kwargs, "steps": int(steps)}
+
+
+def optimizer_identity(spec: OptimizerSpec, optimizer: keras.optimizers.Optimizer) -> dict:
+    """What of an optimizer determines a run besides its learning rate: its class and Keras config
+    (every hyper-parameter: momentum, epsilon, clipping, HyperAdam's epsilon and inner XLA flag...),
+    HyperAdam's meta-parameters by their SHA-256 fingerprint (not the bundle's path, so a copied
+    bundle still hits), and a baseline's label (a custom factory may do more than its config says;
+    HyperAdam's label only names a bundle in the report)."""
+    config = dict(optimizer.get_config())
+    for name in ("name", "learning_rate"):  # the name is cosmetic; the rate is keyed on its own
+        config.pop(name, None)
+    meta_params = getattr(optimizer, "meta_params", None)
+    if meta_params is not None and "meta_params" in config:
+        config["meta_params"] = {"sha256": meta_params.fingerprint()}
+    identity = {"class": f"{type(optimizer).__module__}.{type(optimizer).__qualname__}", "config": config}
+    if spec.info.get("kind") != "hyperadam":
+        identity["label"] = spec.label
+    return identity
+
+
+@functools.lru_cache(maxsize=1)
+def _environment_identity() -> dict:
+    # Library versions change kernels and round-off (hyperadam_keras's version: its tasks and its
+    # optimizer); CPU and GPU kernels round differently. The CPU model is left out so that a cache can
+    # move between CPU machines.
+    import hyperadam_keras
+
+    return {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
+            "hyperadam_keras": hyperadam_keras.__version__,
+            "device": "gpu" if tf.config.list_physical_devices("GPU") else "cpu"}
+
+
+def run_identity(task: dict, optimizer: dict, learning_rate: float, seed: int, jit_compile: bool,
+                 chunk_size: int) -> dict:
+    """Everything that determines one run's result, hashed by `run_key`.
+
+    - `task` (`task_identity`) and `optimizer` (`optimizer_identity`), the learning rate and seed;
+    - `jit_compile` as requested (XLA rounds differently from a graph; whether XLA falls back to a graph
+      is itself decided by the task and this flag);
+    - `chunk_size`: steps per compiled call change the compiled loop, hence possibly the round-off;
+    - the versions of TensorFlow, Keras, NumPy and hyperadam_keras, and CPU or GPU;
+    - `CACHE_FORMAT`.
+    """
+    return {"format": CACHE_FORMAT, "task": task, "optimizer": optimizer, "learning_rate": float(learning_rate),
+            "seed": int(seed), "jit_compile": bool(jit_compile), "chunk_size": int(chunk_size),
+            "environment": _environment_identity()}
+
+
+class RunCache:
+    """Finished training runs, one small JSON file per run in `directory`, named `<run_key>.json`.
+
+    A file holds the run (`RunResult.to_json` with its curve, and the unrounded seconds), whether its
+    loop ran under XLA, its key and, for whoever reads it, its identity. Files are written whole
+    (a temporary file, then `os.replace`), so a killed run leaves none half-written; a file that cannot
+    be read back is a miss (one warning) and is overwritten when the run is stored again.
+    """
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = os.path.abspath(os.fspath(directory))
+        os.makedirs(self.directory, exist_ok=True)
+        self.hits = 0
+        self.misses = 0
+
+    def path(self, key: str) -> str:
+        return os.path.join(self.directory, f"{key}.json")
+
+    def load(self, key: str) -> tuple[RunResult, bool] | None:
+        """The stored run of `key` and whether it ran under XLA, or None (also for an unreadable file)."""
+        path = self.path(key)
+        try:
+            with open(path, encoding="utf-8") as f:
+                record = json.load(f)
+            if not isinstance(record, dict) or record.get("key") != key:
+                raise ValueError("not a run of this key")
+            found = RunResult.from_json(record["run"]), bool(record["xla"])
+        except FileNotFoundError:
+            found = None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            _warn(f"run cache: ignoring unreadable {path} ({type(error).__name__}: {error}); re-running it")
+            found = None
+        if found is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return found
+
+    def store(self, key: str, identity: dict, run: RunResult, xla: bool) -> None:
+        """Writes the run of `key` atomically. A failure to write only warns: the suite goes on."""
+        record = {"format": CACHE_FORMAT, "key": key, "identity": identity, "xla": bool(xla),
+                  "run": {**run.to_json(with_curve=True), "seconds": run.seconds}}
+        path = self.path(key)
+        temporary = f"{path}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"  # unique per writer; never read
+        try:
+            with open(temporary, "x", encoding="utf-8") as f:
+                f.write(_canonical_json(record))
+                f.flush()
+                os.fsync(f.fileno())  # the data is on disk before the name points to it
+            os.replace(temporary, path)
+        except OSError as error:
+            _warn(f"run cache: could not write {path} ({error})")
+            with contextlib.suppress(OSError):
+                os.remove(temporary)
+
+    def summary(self) -> dict:
+        return {"directory": self.directory, "runs": self.hits + self.misses, "from_cache": self.hits,
+                "trained": self.misses}
+
+
+def _warn(message: str) -> None:
+    # tqdm.write keeps a progress bar intact; one line on stderr.
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"warning: {message}", file=sys.stderr)
+
+
+class _Runs:
+    """`run(seed, lr)`: one run of `trainer`, taken from `cache` when it holds it (the progress bar
+    still advances) and stored there when trained. `xla`: whether every run's loop was XLA-compiled."""
+
+    def __init__(self, trainer: Trainer, spec: OptimizerSpec, steps: int, progress: ProgressCallback | None,
+                 cache: RunCache | None, task_key: dict | None):
+        self.trainer, self.steps, self.progress, self.cache = trainer, steps, progress, cache
+        self.jit_compile = trainer.jit_compile  # as requested: the trainer's flag turns False on a fallback
+        self.optimizer = optimizer_identity(spec, trainer.optimizer) if cache is not None else None
+        self.task_key = task_key
+        self.xla = trainer.jit_compile
+
+    def __call__(self, seed: int, learning_rate: float) -> RunResult:
+        if self.cache is None:
+            return self._train(seed, learning_rate)
+        identity = run_identity(self.task_key, self.optimizer, learning_rate, seed, self.jit_compile,
+                                self.trainer.chunk_size)
+        key = run_key(identity)
+        found = self.cache.load(key)
+        if found is not None:
+            run, xla = found
+            self.xla = self.xla and xla
+            if self.progress is not None:
+                self.progress(self.steps)
+            return run
+        run = self._train(seed, learning_rate)
+        self.cache.store(key, identity, run, self.trainer.jit_compile)
+        return run
+
+    def _train(self, seed: int, learning_rate: float) -> RunResult:
+        run = self.trainer.run(seed, self.steps, learning_rate, self.progress)
+        self.xla = self.xla and self.trainer.jit_compile
+        return run
+
+
 # --- one task, several optimizers ---------------------------------------------------------------
 
 def tuning_seeds(count: int) -> list[int]:
@@ -341,26 +549,31 @@ def count_steps(optimizers: Sequence[OptimizerSpec], steps: int, num_seeds: int,
 def evaluate_task(task: Any, optimizers: Sequence[OptimizerSpec], steps: int, seeds: Sequence[int],
                   tune_seeds: Sequence[int], chunk_size: int = 100, jit_compile: bool = True,
                   max_extensions: int = 2, progress: ProgressCallback | None = None,
-                  keep_curves: bool = True) -> dict:
+                  keep_curves: bool = True, cache: RunCache | None = None,
+                  task_key: dict | None = None) -> dict:
     """Tunes (where the spec has a grid) and evaluates every optimizer on one task.
 
+    With a `cache`, every run (tuning and evaluation) is looked up before it is trained and stored
+    after; `task_key` (`task_identity`) then stands for the task in the runs' keys.
     Returns a JSON-ready dict: label -> {learning_rate, tuning, runs, final_loss stats, test stats}.
     """
+    if cache is not None and task_key is None:
+        raise ValueError("a run cache needs task_key (see task_identity): the task object has no identity")
     results: dict[str, dict] = {}
     for spec in optimizers:
         trainer = Trainer(task, spec.factory(spec.default_lr), chunk_size=chunk_size, jit_compile=jit_compile)
+        run = _Runs(trainer, spec, steps, progress, cache, task_key)
         tuning = None
         lr = spec.default_lr
         if spec.tuned:
-            tuning = tune_learning_rate(
-                lambda seed, rate: trainer.run(seed, steps, rate, progress).final_loss,
-                spec.grid, tune_seeds, max_extensions=max_extensions)
+            tuning = tune_learning_rate(lambda seed, rate: run(seed, rate).final_loss,
+                                        spec.grid, tune_seeds, max_extensions=max_extensions)
             lr = tuning.best_lr
-        runs = [trainer.run(seed, steps, lr, progress) for seed in seeds]
+        runs = [run(seed, lr) for seed in seeds]
         results[spec.label] = summarize_runs(runs, lr, tuning, keep_curves=keep_curves)
         results[spec.label]["optimizer"] = {"label": spec.label, "default_lr": spec.default_lr,
                                             "grid": list(spec.grid), **spec.info}
-        results[spec.label]["xla"] = trainer.jit_compile
+        results[spec.label]["xla"] = run.xla
     return results
 
 
@@ -447,9 +660,14 @@ def suite_optimizers(suite: Any, task_spec: Any, bundles: Sequence[str | None],
 def run_suite(suite: Any, bundles: Sequence[str | None] = (None,), seeds: int | None = None,
               tune_seeds: int | None = None, long: bool = False, baselines: Sequence[str] | None = None,
               chunk_size: int = 100, jit_compile: bool = True, max_extensions: int = 2,
-              progress: bool = True, command: str | None = None, keep_curves: bool = True) -> dict:
+              progress: bool = True, command: str | None = None, keep_curves: bool = True,
+              cache_dir: str | os.PathLike | None = None) -> dict:
     """Runs a comparison suite (a `suites.Suite` or its name) and returns every number as a JSON-ready
-    dict (see `report.py` for the rendering). `seeds`/`tune_seeds` default to the suite's."""
+    dict (see `report.py` for the rendering). `seeds`/`tune_seeds` default to the suite's.
+
+    `cache_dir`: a `RunCache` directory. Runs found there are not trained again (a killed suite resumes;
+    a new bundle reuses the baselines' runs); the result's "cache" counts them.
+    """
     from tqdm.auto import tqdm
 
     from hyperadam_keras import suites as suites_module
@@ -462,6 +680,7 @@ def run_suite(suite: Any, bundles: Sequence[str | None] = (None,), seeds: int | 
     eval_seeds, tune = list(range(num_seeds)), tuning_seeds(num_tune)
     plan = [(spec, suite_optimizers(suite, spec, bundles, baselines)) for spec in suite.tasks]
     total = sum(count_steps(opts, spec.num_steps(long), num_seeds, num_tune, max_extensions) for spec, opts in plan)
+    cache = RunCache(cache_dir) if cache_dir else None
     started = time.perf_counter()
     results = {"suite": suite.name, "description": suite.description, "note": suite.note,
                "command": command, "machine": machine_info(),
@@ -476,18 +695,22 @@ def run_suite(suite: Any, bundles: Sequence[str | None] = (None,), seeds: int | 
             bar.set_postfix_str(spec.name)
             task = suites_module.build_task(spec)
             steps = spec.num_steps(long)
-            task_started = time.perf_counter()
+            task_started, hits_before = time.perf_counter(), cache.hits if cache else 0
             per_optimizer = evaluate_task(task, optimizers, steps, eval_seeds, tune, chunk_size=chunk_size,
                                           jit_compile=jit_compile and spec.xla, max_extensions=max_extensions,
-                                          progress=bar.update, keep_curves=keep_curves)
+                                          progress=bar.update, keep_curves=keep_curves, cache=cache,
+                                          task_key=task_identity(spec, steps))
             results["tasks"].append({
                 "name": spec.name, "kind": spec.kind, "kwargs": spec.kwargs, "steps": steps,
                 "reference": spec.reference, "optimizers": list(per_optimizer),
                 "has_test": any(r["test"] for r in per_optimizer.values()),
-                "seconds": round(time.perf_counter() - task_started, 2), "results": per_optimizer})
+                "seconds": round(time.perf_counter() - task_started, 2), "results": per_optimizer,
+                **({"runs_from_cache": cache.hits - hits_before} if cache else {})})
         bar.total = bar.n
         bar.refresh()
     results["seconds"] = round(time.perf_counter() - started, 2)
+    # The wall time above excludes the training of cached runs: say how many there were.
+    results["cache"] = cache.summary() if cache else None
     return results
 
 

@@ -3,6 +3,7 @@
     hyperadam-keras evaluate --suite paper-table1 --seeds 20 --output-dir runs/eval
     hyperadam-keras evaluate --suite ablation-j --bundle bundles/j10 --bundle bundles/j20
     hyperadam-keras evaluate --suite-file my_suite.json --suite my-suite
+    hyperadam-keras evaluate --suite paper-table1 --cache-dir runs/cache   # resumable; reuses baseline runs
     hyperadam-keras evaluate --from-json runs/eval/*/*.json --benchmarks-md BENCHMARKS.md
     hyperadam-keras evaluate --list
 """
@@ -36,6 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-xla", action="store_true", help="do not compile the training loop with XLA")
     parser.add_argument("--chunk-size", type=int, default=100, help="training steps per compiled call")
     parser.add_argument("--no-curves", action="store_true", help="leave the per-step curves out of the JSON")
+    parser.add_argument("--cache-dir", default=None, metavar="DIR",
+                        help="store every finished training run in DIR (one JSON file per run, keyed by a "
+                             "sha256 of the task's kind, arguments and steps, the optimizer's class, "
+                             "hyper-parameters and HyperAdam meta-parameters' fingerprint, the learning "
+                             "rate, the seed, XLA, chunk size and library versions) and reuse the runs found "
+                             "there: a killed suite resumes where it stopped, and a new bundle reuses every "
+                             "baseline run. Not used by the bench suite")
     parser.add_argument("--from-json", nargs="+", default=None, metavar="JSON",
                         help="re-render reports from saved result JSONs instead of running")
     parser.add_argument("--benchmarks-md", default=None, metavar="PATH",
@@ -83,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"note: suite {name} compares HyperAdam bundles side by side: {len(bundles)} given",
                       file=sys.stderr)
             if suite.kind == "bench":
+                if args.cache_dir:
+                    print(f"note: suite {name} measures time: --cache-dir is not used", file=sys.stderr)
                 results = evaluate.run_bench(suite, bundle=bundles[0], seeds=args.seeds,
                                              tune_seeds=args.tune_seeds, progress=not args.quiet, command=command,
                                              jit_compile=not args.no_xla,
@@ -91,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
                 results = evaluate.run_suite(suite, bundles=bundles, seeds=args.seeds, tune_seeds=args.tune_seeds,
                                              long=args.long, baselines=baselines, chunk_size=args.chunk_size,
                                              jit_compile=not args.no_xla, progress=not args.quiet,
-                                             command=command, keep_curves=not args.no_curves)
+                                             command=command, keep_curves=not args.no_curves,
+                                             cache_dir=args.cache_dir)
             out_dir = os.path.join(args.output_dir, suite.name)
             paths = report.write_report(results, out_dir)
             all_results.append(results)
@@ -105,6 +116,10 @@ def run(args: argparse.Namespace) -> int:
             for kind, path in paths.items():
                 print(f"{names.get(kind, kind)}: {path}")
             print(f"wall time: {results['seconds']:.0f} s")
+            if results.get("cache"):
+                cache = results["cache"]
+                print(f"run cache {cache['directory']}: {cache['from_cache']} of {cache['runs']} runs reused, "
+                      f"{cache['trained']} trained")
     if args.benchmarks_md:
         preamble = open(args.preamble).read() if args.preamble else ""
         out = os.path.dirname(os.path.abspath(args.benchmarks_md))

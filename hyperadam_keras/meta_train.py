@@ -32,7 +32,9 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -531,13 +533,35 @@ def load_run_config(output_dir: str | os.PathLike, **run_control) -> MetaTrainCo
     return MetaTrainConfig.from_dict(values)
 
 
+class _StopOnSignal:
+    """SIGTERM / SIGINT (from the main thread) ask the loop to stop at the next meta-step boundary, so a
+    killed job still writes its checkpoint and best bundle; a second signal gets the default behaviour."""
+
+    def __init__(self):
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._previous[signum] = signal.signal(signum, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.signal = signum
+        signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+
 def meta_train(config: MetaTrainConfig, output_dir: str | os.PathLike, resume: bool = False, task=None,
                task_description: str | None = None) -> MetaTrainResult:
     """Runs (or, with `resume`, continues) meta-training into `output_dir`. See the module docstring.
 
     `task`: your own task object (see `tasks.Task`) instead of `config.task`; then give
-    `task_description` for the bundle's provenance. Returns when all epochs are done or a stop-after
-    limit is reached; either way a checkpoint, the logs, the plot and `best_bundle/` are written.
+    `task_description` for the bundle's provenance. Returns when all epochs are done, a stop-after
+    limit is reached or SIGTERM/SIGINT arrives (at the next meta-step boundary); in every case a
+    checkpoint, the logs, the plot and `best_bundle/` are written.
     """
     started = time.monotonic()
     output_dir = Path(output_dir)
@@ -617,6 +641,7 @@ def meta_train(config: MetaTrainConfig, output_dir: str | os.PathLike, resume: b
             tf.summary.scalar("meta_validation/loss", loss, step=meta_step)
         return loss
 
+    stop_requested = _StopOnSignal()
     progress = None
     if config.progress_bar:
         from tqdm.auto import tqdm
@@ -626,45 +651,49 @@ def meta_train(config: MetaTrainConfig, output_dir: str | os.PathLike, resume: b
     steps_this_run = 0
     recent: list[float] = []
     stopped_early = False
-    while True:
-        if meta_step % per_epoch == 0 and int(counters["validated_at"].numpy()) != meta_step:
-            loss = run_validation()
+    try:
+        while True:
+            if meta_step % per_epoch == 0 and int(counters["validated_at"].numpy()) != meta_step:
+                loss = run_validation()
+                if progress is not None:
+                    progress.set_postfix(meta_loss=f"{np.mean(recent):.4f}" if recent else "-",
+                                         val=f"{loss:.4f}", best=f"{counters['best_validation_loss'].numpy():.4f}")
+            if meta_step >= total:
+                break
+            if stop_requested.signal is not None or (
+                    config.stop_after_meta_steps is not None and steps_this_run >= config.stop_after_meta_steps) or (
+                    config.stop_after_minutes is not None and time.monotonic() - started >= 60 * config.stop_after_minutes):
+                stopped_early = True
+                break
+            meta_batch, truncation = divmod(meta_step, per_task)
+            seed, index = training_task_seed(config, meta_batch), task_index(meta_step)
+            if truncation == 0 or state is None:
+                state = trainer.start_task(seed, index)
+            meta_loss, grad_norm, applied, state = trainer.train_step(state, seed, index)
+            if not applied:  # a non-finite meta-gradient: skip it; the next meta-step restarts the task
+                counters["skipped"].assign_add(1)
+                state = None
+            meta_step += 1
+            steps_this_run += 1
+            if meta_step % per_task == 0:
+                state = None  # the horizon is over: the next meta-step starts a fresh task
+            _append_csv(output_dir / TRAIN_LOG, TRAIN_FIELDS, {
+                "meta_step": meta_step, "epoch": (meta_step - 1) // per_epoch + 1, "meta_batch": meta_batch,
+                "truncation": truncation, "task_seed": seed, "meta_loss": meta_loss, "grad_norm": grad_norm,
+                "skipped": int(not applied), "elapsed_s": round(elapsed(), 2)})
+            with writer.as_default():
+                tf.summary.scalar("meta_train/loss", meta_loss, step=meta_step)
+                tf.summary.scalar("meta_train/grad_norm", grad_norm, step=meta_step)
+            recent = (recent + [meta_loss])[-50:]
             if progress is not None:
-                progress.set_postfix(meta_loss=f"{np.mean(recent):.4f}" if recent else "-",
-                                     val=f"{loss:.4f}", best=f"{counters['best_validation_loss'].numpy():.4f}")
-        if meta_step >= total:
-            break
-        if (config.stop_after_meta_steps is not None and steps_this_run >= config.stop_after_meta_steps) or (
-                config.stop_after_minutes is not None and time.monotonic() - started >= 60 * config.stop_after_minutes):
-            stopped_early = True
-            break
-        meta_batch, truncation = divmod(meta_step, per_task)
-        seed, index = training_task_seed(config, meta_batch), task_index(meta_step)
-        if truncation == 0 or state is None:
-            state = trainer.start_task(seed, index)
-        meta_loss, grad_norm, applied, state = trainer.train_step(state, seed, index)
-        if not applied:  # a non-finite meta-gradient: skip it; the next meta-step restarts the task
-            counters["skipped"].assign_add(1)
-            state = None
-        meta_step += 1
-        steps_this_run += 1
-        if meta_step % per_task == 0:
-            state = None  # the horizon is over: the next meta-step starts a fresh task
-        _append_csv(output_dir / TRAIN_LOG, TRAIN_FIELDS, {
-            "meta_step": meta_step, "epoch": (meta_step - 1) // per_epoch + 1, "meta_batch": meta_batch,
-            "truncation": truncation, "task_seed": seed, "meta_loss": meta_loss, "grad_norm": grad_norm,
-            "skipped": int(not applied), "elapsed_s": round(elapsed(), 2)})
-        with writer.as_default():
-            tf.summary.scalar("meta_train/loss", meta_loss, step=meta_step)
-            tf.summary.scalar("meta_train/grad_norm", grad_norm, step=meta_step)
-        recent = (recent + [meta_loss])[-50:]
-        if progress is not None:
-            progress.update(1)
-            progress.set_postfix(meta_loss=f"{np.nanmean(recent):.4f}",
-                                 best=f"{counters['best_validation_loss'].numpy():.4f}")
-        if time.monotonic() - last_checkpoint >= 60 * config.checkpoint_minutes:
-            save_checkpoint()
-            last_checkpoint = time.monotonic()
+                progress.update(1)
+                progress.set_postfix(meta_loss=f"{np.nanmean(recent):.4f}",
+                                     best=f"{counters['best_validation_loss'].numpy():.4f}")
+            if time.monotonic() - last_checkpoint >= 60 * config.checkpoint_minutes:
+                save_checkpoint()
+                last_checkpoint = time.monotonic()
+    finally:
+        stop_requested.restore()
     if progress is not None:
         progress.close()
     save_checkpoint()

@@ -194,3 +194,31 @@ def test_init_weight_sum_scales_the_starting_ensemble_and_old_configs_still_resu
     (run / "config.json").write_text(json.dumps(saved))
     resumed = meta_train(load_run_config(run, epochs=1), run, resume=True)
     assert resumed.complete
+
+
+def test_sigterm_stops_at_a_meta_step_boundary_with_checkpoint_and_bundle(tmp_path):
+    import signal
+    import time
+
+    from helpers_subprocess import started
+    run = tmp_path / "run"
+    args = ["-m", "hyperadam_keras.cli", "meta-train", "-o", str(run), "--task", "quadratic-rs",
+            "--num-candidates", "4", "--hidden", "4", "--horizon", "10", "--truncation", "5",
+            "--epochs", "1000", "--meta-batches-per-epoch", "2", "--validation-tasks", "1", "--no-progress-bar"]
+    with started(args, tmp_path / "log.txt") as process:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (
+                (run / "train_log.csv").is_file() and len(_rows(run / "train_log.csv")) >= 3):
+            time.sleep(0.2)
+        assert process.poll() is None, (tmp_path / "log.txt").read_text()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, (tmp_path / "log.txt").read_text()
+    assert "stopped (continue with --resume)" in (tmp_path / "log.txt").read_text()
+    done = len(_rows(run / "train_log.csv"))
+    meta = read_bundle_metadata(run / "best_bundle")
+    assert meta["meta_training"]["meta_steps"] == done and meta["meta_training"]["complete"] is False
+    # The checkpoint is at the stop: a resume continues from there without redoing a meta-step.
+    from hyperadam_keras.meta_train import load_run_config
+    resumed = meta_train(load_run_config(run, stop_after_meta_steps=1), run, resume=True)
+    assert resumed.meta_step == done + 1
+    assert [int(r["meta_step"]) for r in _rows(run / "train_log.csv")] == list(range(1, done + 2))

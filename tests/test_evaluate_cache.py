@@ -1,0 +1,205 @@
+"""The run cache of the evaluation engine (`run_suite(cache_dir=...)`, `--cache-dir`): a second run
+trains nothing, a new bundle reuses every baseline run, a corrupt file is re-run, keys are specific."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+
+from hyperadam_keras import cli, evaluate, suites
+from hyperadam_keras.bundle import save_meta_params
+from hyperadam_keras.evaluate import RunCache, RunResult
+from hyperadam_keras.meta_params import random_meta_params
+from test_evaluate import TinyQuadratic, sgd_spec
+
+
+def tiny_suite(seeds: int = 2, task_name: str = "quad") -> suites.Suite:
+    suites.register_task_kind("tiny-quadratic", TinyQuadratic)
+    return suites.Suite(name="tiny-cache", description="a tiny quadratic", baselines=("SGD-momentum",),
+                        seeds=seeds, tune_seeds=1,
+                        tasks=(suites.TaskSpec(name=task_name, kind="tiny-quadratic", kwargs={"noise": 0.1},
+                                               steps=6, grids={"SGD-momentum": (0.01, 0.1, 0.3)}),))
+
+
+def run_suite(suite: suites.Suite, cache_dir, **kwargs) -> dict:
+    # tiny task: a graph compiles faster than XLA
+    return evaluate.run_suite(suite, progress=False, jit_compile=False, chunk_size=3, cache_dir=cache_dir,
+                              **kwargs)
+
+
+TIMINGS = ("seconds", "seconds_per_run")  # a run trained again takes other seconds
+
+
+def numbers(results: dict, label: str | None = None, drop: tuple[str, ...] = ()) -> str:
+    """The results of every task (final losses, curves, rates, tuning, statistics) as JSON text, without
+    the keys `drop` in each optimizer's record and in each run."""
+    def clean(record: dict) -> dict:
+        record = {k: v for k, v in record.items() if k not in drop}
+        return {**record, "runs": [{k: v for k, v in r.items() if k not in drop} for r in record["runs"]]}
+
+    tasks = [{name: clean(record) for name, record in t["results"].items()} for t in results["tasks"]]
+    return json.dumps([t[label] for t in tasks] if label else tasks, sort_keys=True)
+
+
+@pytest.fixture
+def trained(monkeypatch) -> list:
+    """(optimizer class, seed, learning rate) of every run actually trained."""
+    calls = []
+    original = evaluate.Trainer.run
+
+    def counting_run(self, seed, steps, learning_rate, progress=None):
+        calls.append((type(self.optimizer).__name__, seed, learning_rate))
+        return original(self, seed, steps, learning_rate, progress)
+
+    monkeypatch.setattr(evaluate.Trainer, "run", counting_run)
+    return calls
+
+
+def test_run_results_round_trip_through_json():
+    rng = np.random.default_rng(0)
+    long_curve = rng.normal(1.0, 0.1, 4001).astype(np.float32)  # 4001 steps: means over blocks of 3
+    long_curve[7] = np.nan
+    long = RunResult(seed=3, learning_rate=0.02, curve=long_curve, final_loss=math.inf,
+                     test={"test_loss": math.nan, "accuracy": 0.25}, seconds=1.23456789)
+    short = RunResult(seed=0, learning_rate=0.1, curve=rng.normal(0.0, 1.0, 10).astype(np.float32),
+                      final_loss=0.123456789, test=None, seconds=0.5)
+    for run in (long, short):
+        written = json.loads(json.dumps(run.to_json()))  # strict JSON: "nan"/"inf" as strings
+        restored = RunResult.from_json(written)
+        assert restored.to_json() == run.to_json() and restored.finite == run.finite
+        assert restored.to_json(with_curve=False) == run.to_json(with_curve=False)
+    assert written["curve_block"] == 1 and restored.curve.dtype == np.float32
+    np.testing.assert_array_equal(restored.curve, short.curve)  # float32 values, exactly
+    long_json = long.to_json()
+    assert long_json["curve_block"] == 3 and len(long_json["curve"]) == 1333 and long_json["curve"][2] == "nan"
+    assert long_json["final_loss"] == "inf" and not RunResult.from_json(long_json).finite
+
+
+def test_a_second_run_with_the_same_cache_trains_nothing_and_gives_the_same_numbers(tmp_path, trained):
+    suite = tiny_suite()
+    first = run_suite(suite, tmp_path)
+    count = len(trained)
+    assert count == len({*trained}) > 0  # every run trained once
+    assert first["cache"] == {"directory": str(tmp_path), "runs": count, "from_cache": 0, "trained": count}
+    assert len(list(tmp_path.glob("*.json"))) == count and not list(tmp_path.glob("*.tmp"))
+    second = run_suite(suite, tmp_path)
+    assert len(trained) == count  # nothing trained again
+    assert second["cache"]["from_cache"] == count and second["cache"]["trained"] == 0
+    assert second["tasks"][0]["runs_from_cache"] == count
+    assert numbers(second) == numbers(first)
+    assert second["tasks"][0]["results"]["SGD-momentum"]["tuning"]["best_lr"] == \
+        first["tasks"][0]["results"]["SGD-momentum"]["tuning"]["best_lr"]
+    # the cached runs are the runs: an uncached suite gives the same numbers but for the timings
+    uncached = run_suite(suite, None)
+    assert uncached["cache"] is None and "runs_from_cache" not in uncached["tasks"][0]
+    assert numbers(uncached, drop=TIMINGS) == numbers(second, drop=TIMINGS)
+
+
+def test_a_new_bundle_reruns_hyperadam_and_reuses_every_baseline_run(tmp_path, trained):
+    bundle = save_meta_params(random_meta_params(num_candidates=3, hidden=2, seed=1), tmp_path / "random")
+    cache = tmp_path / "cache"
+    first = run_suite(tiny_suite(), cache)
+    baseline_runs = sum(1 for c in trained if c[0] != "HyperAdam")
+    trained.clear()
+    second = run_suite(tiny_suite(), cache, bundles=[str(bundle)])
+    assert trained == [("HyperAdam", 0, 0.005), ("HyperAdam", 1, 0.005)]
+    assert second["cache"]["from_cache"] == baseline_runs and second["cache"]["trained"] == 2
+    assert numbers(second, "SGD-momentum") == numbers(first, "SGD-momentum")
+    assert numbers(second, "HyperAdam") != numbers(first, "HyperAdam")
+    # Neither the bundle's path nor the task's display name is in the key: a copy and a rename hit.
+    copy = shutil.copytree(bundle, tmp_path / "copy")
+    third = run_suite(tiny_suite(task_name="renamed"), cache, bundles=[str(copy)])
+    assert len(trained) == 2 and third["cache"]["trained"] == 0
+    assert numbers(third, drop=("optimizer",)) == numbers(second, drop=("optimizer",))  # it names the path
+
+
+def test_a_corrupt_cache_file_is_rerun_and_replaced(tmp_path, trained, capsys):
+    first = run_suite(tiny_suite(), tmp_path)
+    count = len(trained)
+    half, wrong = sorted(tmp_path.glob("*.json"))[:2]
+    half.write_text(half.read_text()[:100])  # a half-written file
+    wrong.write_text(json.dumps({"key": wrong.stem, "xla": False, "run": {"seed": 0}}))  # JSON, not a run
+    capsys.readouterr()
+    second = run_suite(tiny_suite(), tmp_path)
+    assert len(trained) == count + 2 and second["cache"]["trained"] == 2
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "run cache" in line]
+    assert len(warnings) == 2 and all(line.startswith("warning: run cache: ignoring unreadable") for line in warnings)
+    for path in (half, wrong):
+        assert json.loads(path.read_text())["key"] == path.stem  # rewritten whole
+    assert numbers(second, drop=TIMINGS) == numbers(first, drop=TIMINGS)
+    third = run_suite(tiny_suite(), tmp_path)
+    assert len(trained) == count + 2 and third["cache"]["from_cache"] == count
+
+
+def test_another_seed_or_learning_rate_is_a_miss(tmp_path, trained):
+    first = run_suite(tiny_suite(), tmp_path)
+    trained.clear()
+    run_suite(tiny_suite(seeds=3), tmp_path)  # seeds 0, 1 and the tuning runs are cached; seed 2 is new
+    best = first["tasks"][0]["results"]["SGD-momentum"]["learning_rate"]
+    assert sorted(trained) == [("HyperAdam", 2, 0.005), ("SGD", 2, best)]
+
+    # One optimizer, one task, by evaluate_task: another rate misses; hits still advance the progress.
+    trained.clear()
+    cache, task, task_key = RunCache(tmp_path / "unit"), TinyQuadratic(), {"kind": "tiny", "kwargs": {}, "steps": 4}
+    steps_done = []
+    for lr in (0.1, 0.1, 0.2):
+        spec = dataclasses.replace(sgd_spec(), default_lr=lr)
+        evaluate.evaluate_task(task, [spec], 4, [0], [], chunk_size=4, jit_compile=False, cache=cache,
+                               task_key=task_key, progress=steps_done.append)
+    assert trained == [("SGD", 0, 0.1), ("SGD", 0, 0.2)] and sum(steps_done) == 12
+    with pytest.raises(ValueError, match="task_key"):
+        evaluate.evaluate_task(task, [sgd_spec()], 4, [0], [], cache=cache)
+    # A loop that XLA could not compile ran as a graph: a cached run says so too.
+    trained.clear()
+    xla_task, xla_key = TinyQuadratic(numpy_batches=True), {**task_key, "kwargs": {"numpy_batches": True}}
+    for _ in range(2):
+        out = evaluate.evaluate_task(xla_task, [sgd_spec()], 4, [0], [], chunk_size=4, jit_compile=True,
+                                     cache=cache, task_key=xla_key)
+        assert out["SGD"]["xla"] is False
+    assert len(trained) == 1
+
+    # The key: every input that changes the run changes it.
+    optimizer = {"class": "keras.optimizers.SGD", "config": {"momentum": 0.9}}
+    base = dict(task=task_key, optimizer=optimizer, learning_rate=0.1, seed=0, jit_compile=True, chunk_size=100)
+    changes = [{"seed": 1}, {"learning_rate": 0.2}, {"jit_compile": False}, {"chunk_size": 50},
+               {"task": {**task_key, "steps": 5}}, {"task": {**task_key, "kwargs": {"noise": 0.1}}},
+               {"optimizer": {**optimizer, "config": {"momentum": 0.5}}}]
+    keys = [evaluate.run_key(evaluate.run_identity(**{**base, **change})) for change in [{}, *changes]]
+    assert len(set(keys)) == len(keys)
+    assert evaluate.run_key(evaluate.run_identity(**base)) == keys[0]  # and nothing else does
+
+
+def test_optimizer_identity_holds_hyper_parameters_and_the_meta_parameters_fingerprint():
+    hyper = evaluate.hyperadam_spec(None, label="HyperAdam[default, J=20]")
+    identity = evaluate.optimizer_identity(hyper, hyper.factory(0.005))
+    assert identity["config"]["meta_params"] == {"sha256": hyper.info["sha256"]}
+    assert identity["config"]["epsilon"] == 1e-24 and "label" not in identity
+    assert "learning_rate" not in identity["config"] and "bundle" not in json.dumps(identity)
+    sgd = evaluate.baseline_spec("SGD-momentum")
+    identity = evaluate.optimizer_identity(sgd, sgd.factory(0.1))
+    assert identity["config"]["momentum"] == 0.9 and identity["label"] == "SGD-momentum"
+    assert identity["class"].endswith("SGD")
+
+
+def test_cli_cache_dir(tmp_path, capsys, trained):
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--cache-dir DIR" in text and "resumes" in text
+    suite_file = tmp_path / "suite.json"
+    suite_file.write_text(json.dumps({
+        "name": "tiny-cli", "description": "a tiny quadratic", "baselines": ["Adam"], "seeds": 1, "tune_seeds": 1,
+        "tasks": [{"name": "quad", "kind": "test_evaluate:TinyQuadratic", "steps": 4, "grids": {"Adam": [0.1]}}]}))
+    args = ["evaluate", "--suite-file", str(suite_file), "--suite", "tiny-cli", "--no-xla", "--quiet",
+            "--output-dir", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]
+    assert cli.main(args) == 0
+    assert f"run cache {tmp_path / 'cache'}: 0 of 3 runs reused, 3 trained" in capsys.readouterr().out
+    assert cli.main(args) == 0
+    assert "3 of 3 runs reused, 0 trained" in capsys.readouterr().out and len(trained) == 3  # HyperAdam, Adam twice
+    saved = json.loads((tmp_path / "out" / "tiny-cli" / "tiny-cli.json").read_text())
+    assert saved["cache"]["from_cache"] == 3 and saved["tasks"][0]["runs_from_cache"] == 3
