@@ -178,7 +178,7 @@ def suite_markdown(results: dict, image_prefix: str = "", heading_level: int = 2
         f"- Machine: {machine['cpu']}, {machine['cpu_cores']} cores"
         f"{', GPUs: ' + ', '.join(machine['gpus']) if machine.get('gpus') else ', no GPU'}; "
         f"TensorFlow {machine['tensorflow']}, Keras {machine['keras']}; {machine['date']}; "
-        f"wall time {results.get('seconds', 0):.0f} s.",
+        f"wall time {results.get('seconds', 0):.0f} s{_cache_note(results)}.",
         f"- Seeds: {len(seeds)} evaluation seeds ({_seed_range(seeds)}); baselines tuned on {len(tune)} "
         f"separate tuning seeds ({_seed_range(tune)}) by mean final loss, the grid extended at its edge up to "
         f"{settings.get('max_grid_extensions', 0)} times.",
@@ -217,6 +217,15 @@ def _reference_note(columns: Sequence[str]) -> str:
         notes.append("baselines.md's are tuned Adam measured earlier on this setup (8 seeds, the "
                      "evaluation seeds)")
     return (" Reference columns, not measured in this run: " + "; ".join(notes) + ".") if notes else ""
+
+
+def _cache_note(results: dict) -> str:
+    """Says how many runs came from the run cache: their training time is not in the wall time."""
+    cache = results.get("cache") or {}
+    if not cache.get("from_cache"):
+        return ""
+    return (f" ({cache['from_cache']} of {cache['runs']} runs read from the run cache `--cache-dir`, trained by "
+            "earlier invocations: their time is in the per-run seconds of the JSON, not in this wall time)")
 
 
 def _seed_range(seeds: Sequence[int]) -> str:

@@ -3,6 +3,7 @@ the `step` signature agrees with the optimizer and the reference, and the shippe
 
 import json
 import shutil
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -10,9 +11,10 @@ import pytest
 import tensorflow as tf
 
 import numpy_reference as ref
-from hyperadam_keras import (HyperAdam, MetaParams, MetaParamsError, adam_ensemble, default_bundle_path,
+from hyperadam_keras import (HyperAdam, MetaParams, MetaParamsError, default_bundle_path,
                              load_meta_params, random_meta_params, read_bundle_metadata, save_meta_params)
 from hyperadam_keras.meta_params import NAMES
+from hyperadam_keras.meta_train import MetaTrainConfig
 
 PARAMS = random_meta_params(4, 6, seed=13, scale=1.0)
 
@@ -206,22 +208,41 @@ def test_step_signature_agrees_with_optimizer_and_reference(good_bundle):
         assert ref.rel_err(state[name].numpy(), ref_state[name]) < 1e-5, name
 
 
-def test_shipped_default_is_the_documented_untrained_adam_ensemble():
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_default_is_the_meta_trained_bundle_of_its_recorded_run():
     path = default_bundle_path()
     assert (path / "saved_model.pb").is_file()
     params = load_meta_params(path)
     assert (params.num_candidates, params.hidden) == (20, 20)
-    assert params.fingerprint() == adam_ensemble(20, 20).fingerprint()
     meta = read_bundle_metadata(path)
-    assert meta["trained"] is False
-    assert meta["num_candidates"] == 20 and meta["hidden"] == 20
-    assert meta["sha256"] == params.fingerprint()
-    beta = 1 / (1 + np.exp(-params.values["adam_cell/beta_bias"].astype(np.float64)))
-    gamma = 1 / (1 + np.exp(-params.values["adam_cell/gamma_bias"].astype(np.float64)))
-    np.testing.assert_allclose(beta, np.linspace(0.5, 0.99, 20), rtol=1e-6)
-    np.testing.assert_allclose(gamma, 0.999, rtol=1e-6)
-    np.testing.assert_allclose(params.values["weight_cell/bias"], 1 / 20)  # ρ = ELU(1/J) = 1/J
-    for name in NAMES:
-        if "kernel" in name:
-            assert not params.values[name].any(), name
+    assert meta["trained"] is True and meta["sha256"] == params.fingerprint()
+    assert meta["made_by"]["command"] == "hyperadam-keras meta-train"
+    recipe = MetaTrainConfig.from_dict(meta["made_by"]["config"]).recipe()  # a valid, complete recipe
+    # It is the best bundle of the committed run directory it names, made by that run's config (so
+    # `hyperadam-keras meta-train --config <run>/config.json` reproduces it; resumption is exact).
+    run = REPO / meta["shipped_from"]["run"]
+    assert load_meta_params(run / "best_bundle").fingerprint() == params.fingerprint()
+    assert MetaTrainConfig.from_dict(json.loads((run / "config.json").read_text())).recipe() == recipe
+    assert meta["validation"]["best_loss"] < meta["validation"]["initial_loss"]
+    assert meta["meta_training"]["meta_steps"] >= meta["shipped_from"]["best_at_meta_step"] > 0
+    # Meta-training moved the learned parts: the LSTM and the weight cell are not the ensemble's zeros.
+    assert params.values["state_cell/kernel"].any() and params.values["weight_cell/kernel"].any()
+    assert np.all(np.isfinite(np.concatenate([a.ravel() for a in params.weights()])))
     assert HyperAdam().meta_params.fingerprint() == params.fingerprint()
+
+
+def test_shipped_default_beats_adam_at_its_tuned_rate_on_a_deep_sigmoid_mlp():
+    """100 steps of the 5×20 sigmoid MLP (Fig. 5d): HyperAdam at its default step against Adam at the rate
+    the paper-deep suite tuned for this task (0.03, BENCHMARKS.md), same seeds, same batches."""
+    from hyperadam_keras.evaluate import Trainer
+    from hyperadam_keras.suites import build_mlp
+    task = build_mlp(hidden_layers=5)
+    seeds = (0, 1, 2)
+    hyper = Trainer(task, HyperAdam())
+    adam = Trainer(task, keras.optimizers.Adam(0.03))
+    hyper_losses = [hyper.run(seed, 100, 0.005).final_loss for seed in seeds]
+    adam_losses = [adam.run(seed, 100, 0.03).final_loss for seed in seeds]
+    assert np.all(np.isfinite(hyper_losses))
+    assert np.mean(hyper_losses) < np.mean(adam_losses) - 0.1, (hyper_losses, adam_losses)

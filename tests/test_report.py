@@ -62,12 +62,16 @@ def test_report_files_hold_the_json_numbers(results, tmp_path):
     test_row = next(line for line in markdown.splitlines() if line.startswith("| quad | test_loss |"))
     assert report.fmt_stats(hyper["test"]["test_loss"]) in test_row
     assert "3 evaluation seeds (0..2)" in markdown and "1 separate tuning seeds (10000)" in markdown
-    assert "UNTRAINED" in markdown and "hyperadam-keras evaluate --suite tiny-report" in markdown
+    assert "meta-trained" in markdown and "hyperadam-keras evaluate --suite tiny-report" in markdown
+    assert "run cache" not in markdown  # no --cache-dir
     png = open(paths["curves"], "rb").read()
     assert png.startswith(PNG_MAGIC) and len(png) > 10_000
     assert "![loss curves](tiny-report_curves.png)" in markdown
     # The JSON alone re-renders the same report.
     assert report.suite_markdown(report.load_json(paths["json"])) + "\n" == markdown
+    # Runs read from a run cache are said to be so: the wall time does not include their training.
+    cached = dict(results, cache={"directory": "c", "runs": 12, "from_cache": 9, "trained": 3})
+    assert "9 of 12 runs read from the run cache" in report.suite_markdown(cached)
 
 
 def test_nonfinite_results_are_counted_and_written_as_strict_json(results, tmp_path):
