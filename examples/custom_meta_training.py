@@ -93,7 +93,7 @@ def main(argv=None) -> int:
 
     import keras
 
-    from hyperadam_keras import HyperAdam, load_meta_params, read_bundle_metadata
+    from hyperadam_keras import HyperAdam, default_bundle_path, load_meta_params, read_bundle_metadata
     from hyperadam_keras.meta_train import MetaTrainConfig, meta_train
     from hyperadam_keras.tasks import KerasModelTask
 
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     task = KerasModelTask(make_model(), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                           train_x, train_y, batch_size=args.batch_size, test_x=test_x, test_y=test_y)
     config = MetaTrainConfig(
-        task="custom", init="adam-ensemble", horizon=args.horizon, truncation=args.truncation,
+        task="custom", init=str(default_bundle_path()), horizon=args.horizon, truncation=args.truncation,
         epochs=args.epochs, meta_batches_per_epoch=args.tasks_per_epoch, validation_tasks=args.validation_tasks,
         meta_learning_rate=args.meta_learning_rate, batch_size=args.batch_size, progress_bar=False)
     print(f"meta-training HyperAdam on {task.name} ({sum(int(np.prod(s)) for s in task.param_shapes())} "

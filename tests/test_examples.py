@@ -126,6 +126,8 @@ def test_custom_meta_training(fast_runs):
     assert (bundle / "saved_model.pb").exists() and (bundle / "assets" / "meta.json").exists()
     meta = json.loads((bundle / "assets" / "meta.json").read_text())
     assert meta["made_by"]["task"] == "keras-my_tanh_mlp"
+    from hyperadam_keras import default_bundle_path as shipped
+    assert meta["made_by"]["initialized_from"] == str(shipped())  # fine-tunes the shipped default
     # The bundle loads into HyperAdam and is what the run exported (not the shipped default).
     from hyperadam_keras import HyperAdam, default_bundle_path, load_meta_params
 
