@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import numpy_reference as ref
-from hyperadam_keras import (HyperAdam, MetaParamsError, adam_ensemble, load_meta_params, random_meta_params,
+from hyperadam_keras import (HyperAdam, MetaParamsError, default_bundle_path, load_meta_params, random_meta_params,
                              save_meta_params)
 
 PARAMS = random_meta_params(4, 3, seed=21, scale=1.0)
@@ -25,7 +25,7 @@ def bundle_path(tmp_path_factory):
 @pytest.mark.parametrize("source", ["default", "path", "memory"])
 def test_config_round_trip_keeps_meta_params(source, bundle_path):
     meta = {"default": None, "path": bundle_path, "memory": PARAMS}[source]
-    expected = {"default": adam_ensemble(), "path": PARAMS, "memory": PARAMS}[source]
+    expected = {"default": load_meta_params(default_bundle_path()), "path": PARAMS, "memory": PARAMS}[source]
     opt = HyperAdam(learning_rate=0.003, meta_params=meta, epsilon=1e-20, skip_nonfinite=False,
                     jit_compile=False, weight_decay=0.01, global_clipnorm=2.0)
     config = json.loads(json.dumps(opt.get_config()))  # plain JSON: what a .keras file stores
