@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -26,19 +25,11 @@ from hyperadam_keras.evaluate import Trainer  # noqa: E402
 from hyperadam_keras.suites import build_task, get_suite  # noqa: E402
 
 
-def cosine_run(task, seed: int, steps: int, initial_lr: float, chunk: int = 100) -> tuple[float, float]:
+def cosine_run(task, seed: int, steps: int, initial_lr: float) -> tuple[float, float]:
     """Trains one seed with a cosine-decayed HyperAdam step; returns (final full loss, seconds)."""
     schedule = keras.optimizers.schedules.CosineDecay(initial_lr, decay_steps=steps)
-    trainer = Trainer(task, HyperAdam(learning_rate=schedule), chunk_size=chunk)
-    for variable, value in zip(trainer.variables, task.init_params(seed)):
-        variable.assign(value)
-    began, done = time.perf_counter(), 0
-    while done < steps:
-        n = min(chunk, steps - done)
-        trainer.train(seed, done, n)
-        done += n
-    extra = {"seed": seed} if getattr(task, "needs_seed", False) else {}
-    return float(task.full_loss(trainer.params(), **extra)), time.perf_counter() - began
+    run = Trainer(task, HyperAdam(learning_rate=schedule)).run(seed, steps, learning_rate=None)
+    return run.final_loss, run.seconds
 
 
 def main() -> None:

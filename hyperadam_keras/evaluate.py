@@ -255,13 +255,15 @@ class Trainer:
         """The current weights, as tensors."""
         return [tf.convert_to_tensor(v) for v in self.variables]
 
-    def reset(self, seed: int, learning_rate: float) -> None:
-        """Weights from `task.init_params(seed)`, the optimizer's state as built, its rate set."""
+    def reset(self, seed: int, learning_rate: float | None) -> None:
+        """Weights from `task.init_params(seed)`, the optimizer's state as built (iteration 0), its rate
+        set to `learning_rate`; None keeps the optimizer's own rate (e.g. a `LearningRateSchedule`)."""
         for variable, value in zip(self.variables, self.task.init_params(seed)):
             variable.assign(value)
         for variable, value in zip(self.optimizer.variables, self._initial_state):
             variable.assign(value)
-        self.optimizer.learning_rate = float(learning_rate)
+        if learning_rate is not None:
+            self.optimizer.learning_rate = float(learning_rate)
 
     def train(self, seed: int, start: int, num_steps: int) -> np.ndarray:
         """Runs `num_steps` steps from step index `start` (no reset); returns the minibatch losses."""
@@ -276,10 +278,13 @@ class Trainer:
             self._chunk = self._make_chunk(False)
             return self._chunk(seed_t, start_t, int(num_steps)).numpy()
 
-    def run(self, seed: int, steps: int, learning_rate: float,
+    def run(self, seed: int, steps: int, learning_rate: float | None,
             progress: ProgressCallback | None = None) -> RunResult:
-        """Trains `steps` steps from `init_params(seed)` at `learning_rate`; evaluates the final weights."""
+        """Trains `steps` steps from `init_params(seed)` at `learning_rate` (None: the optimizer's own rate
+        or schedule, which restarts at step 0); evaluates the final weights."""
         self.reset(seed, learning_rate)
+        # A schedule's run is recorded at its step-0 rate.
+        recorded_lr = float(np.asarray(self.optimizer.learning_rate)) if learning_rate is None else learning_rate
         curves, done, seconds = [], 0, 0.0
         while done < steps:
             n = min(self.chunk_size, steps - done)
@@ -294,7 +299,7 @@ class Trainer:
         final_loss = float(self.task.full_loss(params, **extra))
         test = self.task.test_metrics(params, **extra)
         test = {k: float(v) for k, v in test.items()} if test else None
-        return RunResult(seed=int(seed), learning_rate=float(learning_rate),
+        return RunResult(seed=int(seed), learning_rate=float(recorded_lr),
                          curve=np.concatenate(curves) if curves else np.zeros(0, np.float32),
                          final_loss=final_loss, test=test, seconds=seconds)
 

@@ -77,6 +77,21 @@ def test_trainer_follows_the_closed_form_sgd_trajectory_in_chunks():
     assert result.finite and result.learning_rate == lr and len(result.curve) == steps
 
 
+def test_trainer_runs_a_schedule_from_step_zero_on_every_run():
+    task = TinyQuadratic()
+    schedule = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries=[3], values=[0.25, 0.1])
+    trainer = Trainer(task, keras.optimizers.SGD(learning_rate=schedule), chunk_size=4)
+    rates = [0.25 if t <= 3 else 0.1 for t in range(10)]  # Keras: values[0] while step <= boundary
+    s0 = initial_sq_norm(task, 3)
+    expected = [0.5 * s0 * np.prod([(1 - r) ** 2 for r in rates[:t]]) for t in range(10)]
+    for _ in range(2):  # the second run restarts the schedule with the iteration counter
+        result = trainer.run(3, 10, learning_rate=None)
+        np.testing.assert_allclose(result.curve, expected, rtol=1e-5)
+        assert result.learning_rate == 0.25
+    with pytest.raises(TypeError, match="not settable"):
+        trainer.run(3, 10, learning_rate=0.5)  # Keras refuses a float over a schedule: why None exists
+
+
 def test_runs_are_deterministic_and_reset_weights_and_optimizer_state():
     task = TinyQuadratic(noise=0.5)
     trainer = Trainer(task, keras.optimizers.Adam(learning_rate=0.01), chunk_size=7)
