@@ -24,8 +24,8 @@ def _load(path):
 
 @pytest.fixture(scope="module")
 def norm_sensitive_bundle(tmp_path_factory):
-    """Random meta-parameters: unlike the shipped bundle (all kernels zero, where the normalized
-    gradient is never used), here the update of a variable depends on the global gradient norm."""
+    """Random meta-parameters of scale 1: unlike the shipped bundle (small kernels, where the normalized
+    gradient barely moves the update), here the update of a variable depends on the global gradient norm."""
     from hyperadam_keras import random_meta_params, save_meta_params
 
     path = tmp_path_factory.mktemp("bundle") / "random"
