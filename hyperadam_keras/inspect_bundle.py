@@ -30,17 +30,39 @@ def _probe_task(name: str, data_source: str):
     return tasks.MLPTask(*load_mnist(data_source))
 
 
+class _RunningStats:
+    """Mean, min and max of every column of [n, J] arrays seen so far, without keeping them."""
+
+    def __init__(self):
+        self.total, self.count, self.low, self.high = 0.0, 0, None, None
+
+    def add(self, values: np.ndarray) -> None:
+        self.total = self.total + values.sum(axis=0, dtype=np.float64)
+        self.count += values.shape[0]
+        low, high = values.min(axis=0), values.max(axis=0)
+        self.low = low if self.low is None else np.minimum(self.low, low)
+        self.high = high if self.high is None else np.maximum(self.high, high)
+
+    def summary(self) -> dict:
+        return {"mean": float(self.total.sum() / (self.count * self.total.size)), "min": float(self.low.min()),
+                "max": float(self.high.max()), "per_candidate_mean": [round(float(v), 4) for v in self.total / self.count],
+                "spread": float((self.high - self.low).max())}
+
+
 def gate_statistics(params: MetaParams, task, seed: int = 0, steps: int = 20, learning_rate: float = 0.005,
                     epsilon: float = 1e-24) -> dict:
     """Runs HyperAdam for `steps` steps on `task` and summarizes β, γ and ρ over coordinates and steps.
 
     The gates are recomputed from the same `equations` functions that `hyperadam_direction` composes
     (on the same inputs), then the step itself is `unroll.hyperadam_update`. Returns
-    {"beta"|"gamma"|"rho": {"mean", "min", "max", "per_candidate_mean": [J]}, "loss": [first, last]}.
+    {"beta"|"gamma"|"rho": {"mean", "min", "max", "per_candidate_mean": [J], "spread"}, "rho_sum": {"min",
+    "max"}, "loss": [first, last]}; "spread" is the widest range (max - min over coordinates and steps) of
+    one candidate's value, and "rho_sum" the range of Σ_j ρ_j: both 0-width when the task state is constant.
     """
     meta = equations.MetaWeights(*(tf.constant(a) for a in params.weights()))
     state = U.init_unroll_state(task.init_params(seed), params.num_candidates, params.hidden)
-    collected = {"beta": [], "gamma": [], "rho": []}
+    collected = {"beta": _RunningStats(), "gamma": _RunningStats(), "rho": _RunningStats()}
+    rho_sum = [np.inf, -np.inf]
     losses = []
     weights, opt_state = state.params, state.opt_state
     for step in range(steps):
@@ -59,16 +81,16 @@ def gate_statistics(params: MetaParams, task, seed: int = 0, steps: int = 20, le
             beta, gamma = equations.adam_cell_decay_rates(
                 equations.normalized_moment(s.m, col_sq_norms), h, meta.beta_kernel, meta.beta_bias,
                 meta.gamma_kernel, meta.gamma_bias)
-            collected["beta"].append(beta.numpy())
-            collected["gamma"].append(gamma.numpy())
-            collected["rho"].append(equations.weight_cell(h, meta.weight_kernel, meta.weight_bias).numpy())
+            rho = equations.weight_cell(h, meta.weight_kernel, meta.weight_bias).numpy()
+            collected["beta"].add(beta.numpy())
+            collected["gamma"].add(gamma.numpy())
+            collected["rho"].add(rho)
+            sums = rho.sum(axis=1)
+            rho_sum = [min(rho_sum[0], float(sums.min())), max(rho_sum[1], float(sums.max()))]
         weights, opt_state = U.hyperadam_update(meta, weights, grads, opt_state, learning_rate, epsilon)
     losses.append(float(task.loss(weights, task.sample_batch(seed, steps))))
-    summary = {}
-    for name, arrays in collected.items():
-        values = np.concatenate(arrays, axis=0)  # [coordinates × steps, J]
-        summary[name] = {"mean": float(values.mean()), "min": float(values.min()), "max": float(values.max()),
-                         "per_candidate_mean": [round(float(v), 4) for v in values.mean(axis=0)]}
+    summary = {name: stats.summary() for name, stats in collected.items()}
+    summary["rho_sum"] = {"min": rho_sum[0], "max": rho_sum[1]}
     summary["loss"] = [losses[0], losses[-1]]
     return summary
 
@@ -125,8 +147,10 @@ def format_report(report: dict) -> str:
                      f"loss {probe['loss'][0]:.4f} -> {probe['loss'][1]:.4f}")
         for name, symbol in (("beta", "β"), ("gamma", "γ"), ("rho", "ρ")):
             s = probe[name]
-            lines.append(f"    {symbol}: mean {s['mean']:.4f}  min {s['min']:.4f}  max {s['max']:.4f}")
+            lines.append(f"    {symbol}: mean {s['mean']:.4f}  min {s['min']:.4f}  max {s['max']:.4f}  "
+                         f"widest range of one candidate {s['spread']:.2e}")
             lines.append(f"       per candidate: {' '.join(f'{v:.3f}' for v in s['per_candidate_mean'])}")
+        lines.append(f"    Σρ: min {probe['rho_sum']['min']:.4f}  max {probe['rho_sum']['max']:.4f}")
     return "\n".join(lines)
 
 

@@ -51,11 +51,13 @@ def zero_state(p: int, num_candidates: int, hidden: int) -> dict[str, np.ndarray
 
 def reference_step(arrays: Mapping[str, np.ndarray], weights: np.ndarray, gradient: np.ndarray,
                    state: Mapping[str, np.ndarray], learning_rate: float, epsilon: float = 1e-24,
-                   weight_decay: float = 0.0) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+                   weight_decay: float = 0.0, gates: dict | None = None,
+                   ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
     """One HyperAdam step in float64 for a flat vector of ALL p coordinates.
 
     `arrays` are the meta-parameters keyed by the bundle names (`preprocess/kernel`, ...).
-    Returns (new weights [p], new state dict, direction d_t [p]).
+    Returns (new weights [p], new state dict, direction d_t [p]); a `gates` dict receives this step's
+    β, γ and ρ ([p, J] each).
     """
     a = {name: np.asarray(value, np.float64) for name, value in arrays.items()}
     g = np.asarray(gradient, np.float64).reshape(-1)
@@ -93,6 +95,8 @@ def reference_step(arrays: Mapping[str, np.ndarray], weights: np.ndarray, gradie
     # WeightCell (ELU, not a softmax) and the combined direction.
     rho = _elu(h @ a["weight_cell/kernel"] + a["weight_cell/bias"])
     direction = np.sum(rho * candidates, axis=1)
+    if gates is not None:
+        gates.update(beta=beta, gamma=gamma, rho=rho)
     new_w = w - learning_rate * (direction + weight_decay * w)
     new_state = {"h": h, "c": c, "m": m, "v": v, "beta_hat": beta_hat, "gamma_hat": gamma_hat}
     return new_w, new_state, direction

@@ -7,10 +7,14 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from hyperadam_keras import cli, default_bundle_path, load_meta_params, read_bundle_metadata
+from hyperadam_keras import cli, default_bundle_path, load_meta_params, random_meta_params, read_bundle_metadata
+from hyperadam_keras.inspect_bundle import gate_statistics
 from hyperadam_keras.meta_train import MetaTrainConfig
 from hyperadam_keras.meta_train_cli import HELP
+
+import numpy_reference
 
 
 def _help_text(capsys, command: str) -> str:
@@ -81,6 +85,9 @@ def test_inspect_reports_the_adam_ensemble_gates(tmp_path, capsys):
     np.testing.assert_allclose(probe["beta"]["per_candidate_mean"], np.linspace(0.5, 0.99, 20), atol=1e-4)
     assert probe["gamma"]["min"] == pytest.approx(0.999, abs=1e-6) == probe["gamma"]["max"]
     assert probe["rho"]["min"] == pytest.approx(0.05, abs=1e-7) == probe["rho"]["max"]
+    # A constant task state: no candidate's gate moves, and Σρ is the ensemble's weight sum, 1.
+    assert probe["rho"]["spread"] == probe["beta"]["spread"] == probe["gamma"]["spread"] == 0.0
+    assert probe["rho_sum"]["min"] == pytest.approx(1.0, abs=1e-6) == probe["rho_sum"]["max"]
     assert probe["loss"][1] < probe["loss"][0]  # three Adam-like steps lower the quadratic
 
     assert cli.main(["inspect", bundle, "--steps", "2"]) == 0
@@ -89,6 +96,44 @@ def test_inspect_reports_the_adam_ensemble_gates(tmp_path, capsys):
     # The shipped default is inspectable too (its numbers are checked in test_bundle.py).
     assert cli.main(["inspect", str(default_bundle_path()), "--steps", "2"]) == 0
     assert "J = 20, H = 20" in capsys.readouterr().out
+
+
+class _Pull:
+    """loss = ½ Σ (w - target)²: the gradient is w - target, whatever the batch."""
+
+    def __init__(self, target: np.ndarray):
+        self.target = target
+
+    def init_params(self, seed):
+        return [tf.zeros(self.target.shape)]
+
+    def sample_batch(self, seed, step):
+        return tf.constant(0.0)
+
+    def loss(self, params, batch):
+        return 0.5 * tf.reduce_sum(tf.square(params[0] - self.target))
+
+
+def test_gate_statistics_match_the_float64_reference():
+    params = random_meta_params(num_candidates=3, hidden=4, seed=5, scale=1.0)
+    target = np.random.default_rng(0).normal(size=7).astype(np.float32)
+    stats = gate_statistics(params, _Pull(target), steps=4, learning_rate=0.01)
+    w, state, seen = np.zeros(7), numpy_reference.zero_state(7, 3, 4), []
+    for _ in range(4):
+        gates = {}
+        w, state, _ = numpy_reference.reference_step(params.arrays(), w, w - target, state, 0.01, gates=gates)
+        seen.append(gates)
+    for name in ("beta", "gamma", "rho"):
+        values = np.concatenate([g[name] for g in seen])  # [steps * p, J]
+        assert stats[name]["min"] == pytest.approx(values.min(), rel=1e-4)
+        assert stats[name]["max"] == pytest.approx(values.max(), rel=1e-4)
+        assert stats[name]["mean"] == pytest.approx(values.mean(), rel=1e-4)
+        np.testing.assert_allclose(stats[name]["per_candidate_mean"], values.mean(axis=0), atol=1e-4)
+        assert stats[name]["spread"] == pytest.approx((values.max(axis=0) - values.min(axis=0)).max(), rel=1e-3)
+    sums = np.concatenate([g["rho"] for g in seen]).sum(axis=1)
+    assert stats["rho_sum"]["min"] == pytest.approx(sums.min(), rel=1e-4)
+    assert stats["rho_sum"]["max"] == pytest.approx(sums.max(), rel=1e-4)
+    assert stats["rho"]["spread"] > 0.01  # random kernels: the task state moves the weights
 
 
 def test_inspect_missing_bundle_fails_cleanly(tmp_path, capsys):
