@@ -40,6 +40,7 @@ class _BundleModule(tf.Module):
         super().__init__(name="hyperadam_meta_params")
         self._names = NAMES
         self._epsilon = epsilon
+        self._feature_normalization = params.feature_normalization
         for name in NAMES:
             group_name, variable_name = name.split("/")
             if not hasattr(self, group_name):
@@ -64,8 +65,7 @@ class _BundleModule(tf.Module):
         """w_t = w_{t-1} - α d_t for one flat vector holding ALL coordinates (so norms are global)."""
         direction, state = equations.hyperadam_direction(
             self._weights(), gradient, equations.CoordinateState(h, c, m, v, beta_hat, gamma_hat),
-            equations.gradient_sq_norm([gradient]), equations.moment_column_sq_norms([m]),
-            self._epsilon)
+            *equations.feature_sq_scales([gradient], [m], self._feature_normalization), self._epsilon)
         return {"weights": weights - learning_rate * direction, **state._asdict()}
 
 
@@ -84,6 +84,7 @@ def save_meta_params(params: MetaParams, path: str | os.PathLike, metadata: Mapp
         "num_candidates": params.num_candidates,
         "hidden": params.hidden,
         "sha256": params.fingerprint(),
+        "feature_normalization": params.feature_normalization,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "step_epsilon": epsilon,
         **dict(metadata or {}),
@@ -138,7 +139,8 @@ def load_meta_params(path: str | os.PathLike) -> MetaParams:
         if key not in available:
             raise MetaParamsError(f"{path}: missing meta-parameter variable {name}")
         arrays[name] = np.asarray(reader.get_tensor(key))
-    params = MetaParams.from_arrays(arrays, source=str(path))
+    params = MetaParams.from_arrays(arrays, source=str(path),
+                                    feature_normalization=meta.get("feature_normalization", "norm"))
     for key, value in (("num_candidates", params.num_candidates), ("hidden", params.hidden)):
         if key in meta and meta[key] != value:
             raise MetaParamsError(f"{path}: meta.json says {key}={meta[key]} but the variables give {value}")

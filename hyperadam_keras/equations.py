@@ -8,7 +8,7 @@ Shapes: every per-coordinate quantity is a matrix with one row per coordinate, `
 candidate moments and `[n, H]` for the LSTM task state. The two *global* reductions of the paper
 (the norm of the whole gradient, and the norm of every column of the previous moment over all
 coordinates of all variables) are computed by the caller and passed in, because a Keras optimizer
-updates one variable at a time; see `gradient_sq_norm` and `moment_column_sq_norms`.
+updates one variable at a time; see `feature_sq_scales`.
 """
 
 from __future__ import annotations
@@ -57,8 +57,31 @@ def moment_column_sq_norms(moments: list) -> object:
     return sum(ops.sum(ops.reshape(ops.square(m), (-1, ops.shape(m)[-1])), axis=0) for m in moments)
 
 
+FEATURE_NORMALIZATIONS = ("norm", "rms")
+
+
+def feature_sq_scales(gradients: list, moments: list, feature_normalization: str = "norm") -> tuple:
+    """The two global reductions that scale the features ĝ and m', over all p coordinates:
+
+        "norm" (the paper):  ||g||²,       colnorm_j²         ĝ = g / ||g||         O(1/√p) per coordinate
+        "rms":               ||g||² / p,   colnorm_j² / p     ĝ = g / RMS(g) = √p ĝ_norm   O(1) for any p
+
+    Both are invariant to the scale of the loss; "rms" is also invariant to the size of the model, so
+    the LSTM and the AdamCell see inputs of the same size on every task (a documented variant, not the
+    paper's; see README). Returns (scalar, [J]) for `normalized_gradient` and `normalized_moment`.
+    """
+    if feature_normalization not in FEATURE_NORMALIZATIONS:
+        raise ValueError(f"feature_normalization must be one of {FEATURE_NORMALIZATIONS}, got {feature_normalization!r}")
+    grad_sq, col_sq = gradient_sq_norm(gradients), moment_column_sq_norms(moments)
+    if feature_normalization == "rms":
+        count = ops.cast(sum(ops.size(g) for g in gradients), grad_sq.dtype)
+        grad_sq, col_sq = grad_sq / count, col_sq / count
+    return grad_sq, col_sq
+
+
 def normalized_gradient(gradient, grad_sq_norm):
-    """ĝ = g / sqrt(||g||² + 1e-16), with the norm over ALL coordinates (Alg. 2, line 4)."""
+    """ĝ = g / sqrt(||g||² + 1e-16), with the norm over ALL coordinates (Alg. 2, line 4); with the
+    "rms" variant the caller passes ||g||² / p (`feature_sq_scales`)."""
     return gradient / ops.sqrt(grad_sq_norm + NORM_EPSILON)
 
 

@@ -72,8 +72,8 @@ def gate_statistics(params: MetaParams, task, seed: int = 0, steps: int = 20, le
             loss = task.loss(weights, batch)
         grads = [tf.reshape(g, [-1]) for g in tape.gradient(loss, weights)]
         losses.append(float(loss))
-        grad_sq_norm = equations.gradient_sq_norm(grads)
-        col_sq_norms = equations.moment_column_sq_norms([s.m for s in opt_state])
+        grad_sq_norm, col_sq_norms = equations.feature_sq_scales(grads, [s.m for s in opt_state],
+                                                                 params.feature_normalization)
         for g, s in zip(grads, opt_state):
             x = equations.preprocess(equations.normalized_gradient(g, grad_sq_norm), meta.preprocess_kernel,
                                      meta.preprocess_bias)
@@ -87,7 +87,8 @@ def gate_statistics(params: MetaParams, task, seed: int = 0, steps: int = 20, le
             collected["rho"].add(rho)
             sums = rho.sum(axis=1)
             rho_sum = [min(rho_sum[0], float(sums.min())), max(rho_sum[1], float(sums.max()))]
-        weights, opt_state = U.hyperadam_update(meta, weights, grads, opt_state, learning_rate, epsilon)
+        weights, opt_state = U.hyperadam_update(meta, weights, grads, opt_state, learning_rate, epsilon,
+                                                params.feature_normalization)
     losses.append(float(task.loss(weights, task.sample_batch(seed, steps))))
     summary = {name: stats.summary() for name, stats in collected.items()}
     summary["rho_sum"] = {"min": rho_sum[0], "max": rho_sum[1]}
@@ -105,6 +106,7 @@ def inspect(path: str, probe: str = "quadratic", steps: int = 20, seed: int = 0,
         "path": str(path),
         "num_candidates": params.num_candidates,
         "hidden": params.hidden,
+        "feature_normalization": params.feature_normalization,
         "sha256": params.fingerprint(),
         "arrays": {name: {"shape": list(arrays[name].shape), "norm": float(np.linalg.norm(arrays[name])),
                           "max_abs": float(np.abs(arrays[name]).max())} for name in NAMES},
@@ -119,7 +121,8 @@ def inspect(path: str, probe: str = "quadratic", steps: int = 20, seed: int = 0,
 
 def format_report(report: dict) -> str:
     lines = [f"bundle {report['path']}",
-             f"  J = {report['num_candidates']}, H = {report['hidden']}, sha256 {report['sha256'][:16]}…",
+             f"  J = {report['num_candidates']}, H = {report['hidden']}, feature normalization "
+             f"{report['feature_normalization']}, sha256 {report['sha256'][:16]}…",
              "  arrays:"]
     for name, info in report["arrays"].items():
         lines.append(f"    {name:24s} {str(tuple(info['shape'])):12s} norm {info['norm']:9.4f}  "
@@ -138,7 +141,7 @@ def format_report(report: dict) -> str:
         lines.append(f"    validation: initial {validation.get('initial_loss')} -> best "
                      f"{validation.get('best_loss')} (epoch {validation.get('best_epoch')})")
     other = sorted(set(meta) - {"description", "trained", "created", "format_version", "made_by",
-                                 "validation", "num_candidates", "hidden", "sha256"})
+                                 "validation", "num_candidates", "hidden", "sha256", "feature_normalization"})
     if other:
         lines.append(f"    other keys: {', '.join(other)}")
     probe = report.get("probe")

@@ -12,6 +12,9 @@ Names (also the variable paths inside a bundle) and shapes, with J candidates an
     adam_cell/gamma_bias     [J]          b_r
     weight_cell/kernel       [H, J]       θ_q
     weight_cell/bias         [J]          b_q
+
+and the feature normalization the arrays were trained with (`equations.feature_sq_scales`): "norm"
+(the paper's, the default) or "rms"; a bundle records it in its meta.json.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Mapping
 
 import numpy as np
 
-from hyperadam_keras.equations import MetaWeights
+from hyperadam_keras.equations import FEATURE_NORMALIZATIONS, MetaWeights
 
 NAMES: tuple[str, ...] = (
     "preprocess/kernel",
@@ -66,10 +69,15 @@ class MetaParams:
     values: Mapping[str, np.ndarray]
     num_candidates: int  # J
     hidden: int  # H
+    feature_normalization: str = "norm"
 
     @classmethod
-    def from_arrays(cls, arrays: Mapping[str, object], source: str = "arrays") -> "MetaParams":
+    def from_arrays(cls, arrays: Mapping[str, object], source: str = "arrays",
+                    feature_normalization: str = "norm") -> "MetaParams":
         """Validates names, shapes and finiteness; `source` names the origin in error messages."""
+        if feature_normalization not in FEATURE_NORMALIZATIONS:
+            raise MetaParamsError(f"{source}: unknown feature_normalization {feature_normalization!r}; "
+                                  f"expected one of {list(FEATURE_NORMALIZATIONS)}")
         missing = [name for name in NAMES if name not in arrays]
         if missing:
             raise MetaParamsError(f"{source}: missing meta-parameter(s) {missing}")
@@ -98,7 +106,8 @@ class MetaParams:
                 raise MetaParamsError(f"{source}: {name} contains non-finite values (NaN or inf)")
         for array in values.values():
             array.setflags(write=False)
-        return cls(values=values, num_candidates=num_candidates, hidden=hidden)
+        return cls(values=values, num_candidates=num_candidates, hidden=hidden,
+                   feature_normalization=feature_normalization)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """A dict of (copies of) the float32 arrays keyed by `NAMES`."""
@@ -108,9 +117,16 @@ class MetaParams:
         """The arrays in the order the equations take them."""
         return MetaWeights(*(self.values[name] for name in NAMES))
 
+    def with_feature_normalization(self, feature_normalization: str) -> "MetaParams":
+        """The same arrays, used with another feature normalization."""
+        return MetaParams.from_arrays(self.values, source=repr(self), feature_normalization=feature_normalization)
+
     def fingerprint(self) -> str:
-        """SHA-256 of the names, shapes and float32 bytes: equal exactly when the arrays are equal."""
+        """SHA-256 of the names, shapes and float32 bytes, and of a non-default feature normalization:
+        equal exactly when two `MetaParams` compute the same update."""
         digest = hashlib.sha256()
+        if self.feature_normalization != "norm":  # "norm" hashes as before the option existed
+            digest.update(f"feature_normalization:{self.feature_normalization};".encode())
         for name in NAMES:
             array = np.ascontiguousarray(self.values[name], dtype="<f4")
             digest.update(f"{name}:{array.shape};".encode())
@@ -120,19 +136,21 @@ class MetaParams:
     def to_config(self) -> dict:
         """JSON-serializable form that embeds the arrays (float32 values round-trip exactly)."""
         return {"arrays": {name: self.values[name].tolist() for name in NAMES},
-                "sha256": self.fingerprint()}
+                "feature_normalization": self.feature_normalization, "sha256": self.fingerprint()}
 
     @classmethod
     def from_config(cls, config: Mapping) -> "MetaParams":
         """Inverse of `to_config`; checks the embedded SHA-256."""
-        params = cls.from_arrays(config["arrays"], source="optimizer config")
+        params = cls.from_arrays(config["arrays"], source="optimizer config",
+                                 feature_normalization=config.get("feature_normalization", "norm"))
         expected = config.get("sha256")
         if expected is not None and expected != params.fingerprint():
             raise MetaParamsError("optimizer config: meta-parameter arrays do not match their sha256")
         return params
 
     def __repr__(self) -> str:
-        return f"MetaParams(J={self.num_candidates}, H={self.hidden}, sha256={self.fingerprint()[:12]})"
+        variant = "" if self.feature_normalization == "norm" else f", feature_normalization={self.feature_normalization!r}"
+        return f"MetaParams(J={self.num_candidates}, H={self.hidden}{variant}, sha256={self.fingerprint()[:12]})"
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

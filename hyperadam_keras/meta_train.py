@@ -43,6 +43,7 @@ import numpy as np
 import tensorflow as tf
 
 from hyperadam_keras import equations
+from hyperadam_keras.equations import FEATURE_NORMALIZATIONS
 from hyperadam_keras import unroll as U
 from hyperadam_keras.bundle import load_meta_params, save_meta_params
 from hyperadam_keras.meta_params import MetaParams, adam_ensemble, random_meta_params
@@ -91,6 +92,9 @@ class MetaTrainConfig:
     init_weight_sum: float = 1.0
     learning_rate: float = 0.005  # α, the optimizee step size
     epsilon: float = 1e-24  # ε of the candidate updates
+    # How the LSTM's and AdamCell's inputs are scaled (equations.feature_sq_scales): "norm" (the paper,
+    # O(1/√p) per coordinate) or "rms" (O(1) on models of any size); recorded in the exported bundles.
+    feature_normalization: str = "norm"
     # The unroll.
     horizon: int = 100  # T: optimizee steps per task
     truncation: int = 20  # K: optimizee steps per meta-step (T must be a multiple of K)
@@ -126,6 +130,9 @@ class MetaTrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.meta_optimizer not in ("adam", "sgd"):
             raise ValueError(f"meta_optimizer must be 'adam' or 'sgd', got {self.meta_optimizer!r}")
+        if self.feature_normalization not in FEATURE_NORMALIZATIONS:
+            raise ValueError(f"feature_normalization must be one of {FEATURE_NORMALIZATIONS}, "
+                             f"got {self.feature_normalization!r}")
         if self.meta_objective not in META_OBJECTIVES:
             raise ValueError(f"meta_objective must be one of {META_OBJECTIVES}, got {self.meta_objective!r}")
         if self.validation_metric not in VALIDATION_METRICS:
@@ -246,17 +253,19 @@ def validation_task_seeds(config: MetaTrainConfig) -> list[int]:
 
 
 def initial_meta_params(config: MetaTrainConfig) -> MetaParams:
-    """The starting point: the Adam ensemble, random, or a bundle (J and H must match the config)."""
+    """The starting point: the Adam ensemble, random, or a bundle (J and H must match the config). Its
+    arrays are used with the config's feature normalization, whatever a bundle was trained with."""
     if config.init == "adam-ensemble":
-        return adam_ensemble(config.num_candidates, config.hidden, weight_sum=config.init_weight_sum)
-    if config.init == "random":
-        return random_meta_params(config.num_candidates, config.hidden, config.init_seed, config.init_scale,
-                                  weight_sum=config.init_weight_sum)
-    params = load_meta_params(config.init)
-    if (params.num_candidates, params.hidden) != (config.num_candidates, config.hidden):
-        raise ValueError(f"init bundle {config.init} has J={params.num_candidates}, H={params.hidden}; "
-                         f"the config says J={config.num_candidates}, H={config.hidden}")
-    return params
+        params = adam_ensemble(config.num_candidates, config.hidden, weight_sum=config.init_weight_sum)
+    elif config.init == "random":
+        params = random_meta_params(config.num_candidates, config.hidden, config.init_seed, config.init_scale,
+                                    weight_sum=config.init_weight_sum)
+    else:
+        params = load_meta_params(config.init)
+        if (params.num_candidates, params.hidden) != (config.num_candidates, config.hidden):
+            raise ValueError(f"init bundle {config.init} has J={params.num_candidates}, H={params.hidden}; "
+                             f"the config says J={config.num_candidates}, H={config.hidden}")
+    return params.with_feature_normalization(config.feature_normalization)
 
 
 def git_commit() -> str | None:
@@ -314,6 +323,9 @@ class MetaTrainer:
         self.config = config
         self.tasks = list(task) if isinstance(task, (list, tuple)) else [task]
         init = init if init is not None else initial_meta_params(config)
+        if init.feature_normalization != config.feature_normalization:
+            raise ValueError(f"init meta-parameters use feature_normalization={init.feature_normalization!r}, "
+                             f"the config {config.feature_normalization!r}; see initial_meta_params")
         self.meta = U.meta_variables(init)
         if config.meta_optimizer == "adam":
             import keras
@@ -326,11 +338,12 @@ class MetaTrainer:
         self._gradient_fns = [U.compile_fn(
             lambda state, seed, task=task: U.meta_gradient(self.meta, task, state, seed, c.truncation,
                                                            c.learning_rate, c.epsilon, c.second_order,
-                                                           c.meta_objective == "mean-log-loss"),
+                                                           c.meta_objective == "mean-log-loss",
+                                                           c.feature_normalization),
             c.jit_compile) for task in self.tasks]
         self._evaluate_fns = [U.compile_fn(
             lambda state, seed, task=task: U.evaluate(self.meta, task, state, seed, c.truncation,
-                                                      c.learning_rate, c.epsilon),
+                                                      c.learning_rate, c.epsilon, c.feature_normalization),
             c.jit_compile) for task in self.tasks]
         self._full_loss_fns = [tf.function(lambda params, seed, task=task: task.full_loss(params, seed))
                                for task in self.tasks]
@@ -390,7 +403,7 @@ class MetaTrainer:
         return float(np.exp(np.mean(np.log(finals)))) if np.all(np.isfinite(finals) & (finals > 0)) else math.inf
 
     def meta_params(self, source: str = "meta-training") -> MetaParams:
-        return U.to_meta_params(self.meta, source)
+        return U.to_meta_params(self.meta, source, self.config.feature_normalization)
 
 
 # --- logs, plot, export ---------------------------------------------------------------------------
@@ -701,7 +714,7 @@ def meta_train(config: MetaTrainConfig, output_dir: str | os.PathLike, resume: b
     plot_losses(output_dir)
 
     complete = not stopped_early and meta_step >= total
-    best_params = U.to_meta_params(best, source="best meta-parameters")
+    best_params = U.to_meta_params(best, "best meta-parameters", config.feature_normalization)
     metadata = _bundle_metadata(config, task_name, task_description, counters, meta_step, complete, elapsed(),
                                 _read_csv(output_dir / VALIDATION_LOG))
     bundle_path = export_bundle(best_params, output_dir / BUNDLE_DIR, metadata)

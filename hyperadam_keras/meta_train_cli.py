@@ -39,6 +39,8 @@ HELP: dict[str, str] = {
                        "this times --learning-rate; 5 starts near tuned Adam's best rates)",
     "learning_rate": "alpha, the optimizee step size",
     "epsilon": "epsilon of the candidate updates",
+    "feature_normalization": "scale of the LSTM's and AdamCell's inputs: norm (the paper: g / ||g|| over all p "
+                             "coordinates, O(1/sqrt p) each) or rms (g / RMS(g), O(1) on any model; a variant)",
     "horizon": "T, optimizee steps per task (a multiple of --truncation)",
     "truncation": "K, optimizee steps per meta-step (truncated backpropagation)",
     "second_order": "backpropagate through the optimizee gradients too (the paper: first order)",

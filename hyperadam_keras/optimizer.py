@@ -170,9 +170,9 @@ class HyperAdam(keras.optimizers.Optimizer):
         grads_and_vars = self._all_reduce_sum_gradients(list(zip(grads, trainable_variables)))
         grads = [tf.cast(g, _STATE_DTYPE) for g, _ in grads_and_vars]
         # Global reductions of the paper, once per step, over all variables updated in this step.
-        grad_sq_norm = equations.gradient_sq_norm(grads)
         moments = [self._slots["m"][self._get_variable_index(v)] for _, v in grads_and_vars]
-        moment_col_sq_norms = equations.moment_column_sq_norms([tf.convert_to_tensor(m) for m in moments])
+        grad_sq_norm, moment_col_sq_norms = equations.feature_sq_scales(
+            grads, [tf.convert_to_tensor(m) for m in moments], self.meta_params.feature_normalization)
         if self.skip_nonfinite:
             is_finite = tf.math.is_finite(grad_sq_norm)
             for g in grads:  # a scalar sum can overflow to inf on its own; check each entry

@@ -56,10 +56,11 @@ def meta_variables(params: MetaParams, trainable: bool = True, dtype=tf.float32)
         for name in NAMES))
 
 
-def to_meta_params(meta: equations.MetaWeights, source: str = "meta-training") -> MetaParams:
+def to_meta_params(meta: equations.MetaWeights, source: str = "meta-training",
+                   feature_normalization: str = "norm") -> MetaParams:
     """Validated float32 `MetaParams` from tensors or variables (raises on NaN / inf)."""
     return MetaParams.from_arrays({name: tf.cast(value, tf.float32).numpy() for name, value in
-                                   zip(NAMES, meta)}, source=source)
+                                   zip(NAMES, meta)}, source=source, feature_normalization=feature_normalization)
 
 
 # --- per-parameter state and one step -------------------------------------------------------------
@@ -84,14 +85,14 @@ def init_unroll_state(params: Sequence[tf.Tensor], num_candidates: int, hidden: 
 
 def hyperadam_update(meta: equations.MetaWeights, params: Sequence[tf.Tensor], grads: Sequence[tf.Tensor],
                      opt_state: Sequence[equations.CoordinateState], learning_rate: float,
-                     epsilon: float = DEFAULT_EPSILON) -> tuple[list, list]:
+                     epsilon: float = DEFAULT_EPSILON, feature_normalization: str = "norm") -> tuple[list, list]:
     """One HyperAdam step on all optimizee tensors: w_t = w_{t-1} - α d_t, norms global over all of them.
 
     Returns (new params, new per-tensor states). Same math and reductions as `HyperAdam`.
     """
     flat_grads = [tf.reshape(g, [-1]) for g in grads]
-    grad_sq_norm = equations.gradient_sq_norm(flat_grads)
-    moment_col_sq_norms = equations.moment_column_sq_norms([s.m for s in opt_state])
+    grad_sq_norm, moment_col_sq_norms = equations.feature_sq_scales(
+        flat_grads, [s.m for s in opt_state], feature_normalization)
     new_params, new_states = [], []
     for p, g, s in zip(params, flat_grads, opt_state):
         direction, new_s = equations.hyperadam_direction(meta, g, s, grad_sq_norm, moment_col_sq_norms, epsilon)
@@ -116,7 +117,7 @@ def _loss_and_grads(task, params: list, batch, second_order: bool):
 
 def unroll(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num_steps: int,
            learning_rate: float = DEFAULT_LEARNING_RATE, epsilon: float = DEFAULT_EPSILON,
-           second_order: bool = False) -> tuple[tf.Tensor, tf.Tensor, UnrollState]:
+           second_order: bool = False, feature_normalization: str = "norm") -> tuple[tf.Tensor, tf.Tensor, UnrollState]:
     """Runs `num_steps` HyperAdam steps from `state` (a `tf.while_loop` of num_steps - 1 steps and a last one).
 
     Returns (meta-loss, losses [num_steps], new state): losses[k-1] = L(w_k; batch_k), the loss of the
@@ -127,7 +128,8 @@ def unroll(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num
     _, grads = _loss_and_grads(task, params, task.sample_batch(task_seed, step), second_order)
 
     def body(k, params, opt_state, grads, losses):
-        params, opt_state = hyperadam_update(meta, params, grads, opt_state, learning_rate, epsilon)
+        params, opt_state = hyperadam_update(meta, params, grads, opt_state, learning_rate, epsilon,
+                                             feature_normalization)
         loss, grads = _loss_and_grads(task, params, task.sample_batch(task_seed, step + tf.cast(k, tf.int64) + 1),
                                       second_order)
         return k + 1, params, opt_state, grads, losses.write(k, loss)
@@ -138,7 +140,7 @@ def unroll(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num
         lambda k, *_: k < num_steps - 1, body, (tf.constant(0), params, opt_state, grads, losses),
         maximum_iterations=num_steps - 1)
     # The last iterate's loss only: its gradient belongs to the next truncation.
-    params, opt_state = hyperadam_update(meta, params, grads, opt_state, learning_rate, epsilon)
+    params, opt_state = hyperadam_update(meta, params, grads, opt_state, learning_rate, epsilon, feature_normalization)
     losses = losses.write(num_steps - 1, task.loss(params, task.sample_batch(task_seed, step + num_steps)))
     losses = losses.stack()
     return tf.reduce_mean(losses), losses, UnrollState(params, opt_state, step + num_steps)
@@ -146,7 +148,8 @@ def unroll(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num
 
 def meta_gradient(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num_steps: int,
                   learning_rate: float = DEFAULT_LEARNING_RATE, epsilon: float = DEFAULT_EPSILON,
-                  second_order: bool = False, log_objective: bool = False) -> tuple[tf.Tensor, list, UnrollState]:
+                  second_order: bool = False, log_objective: bool = False,
+                  feature_normalization: str = "norm") -> tuple[tf.Tensor, list, UnrollState]:
     """One truncation and the gradient of its meta-loss: (meta-loss, grads in `meta` order, new state).
 
     meta-loss = mean_k L(w_k) (the paper), or with `log_objective` mean_k log L(w_k): invariant to the
@@ -158,7 +161,7 @@ def meta_gradient(meta: equations.MetaWeights, task, state: UnrollState, task_se
     with tf.GradientTape() as tape:
         tape.watch([m for m in meta if not isinstance(m, tf.Variable)])
         meta_loss, losses, new_state = unroll(meta, task, state, task_seed, num_steps, learning_rate, epsilon,
-                                              second_order)
+                                              second_order, feature_normalization)
         if log_objective:
             meta_loss = tf.reduce_mean(tf.math.log(tf.maximum(losses, _TINY_LOSS)))
     grads = tape.gradient(meta_loss, list(meta), unconnected_gradients=tf.UnconnectedGradients.ZERO)
@@ -166,11 +169,12 @@ def meta_gradient(meta: equations.MetaWeights, task, state: UnrollState, task_se
 
 
 def evaluate(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num_steps: int,
-             learning_rate: float = DEFAULT_LEARNING_RATE,
-             epsilon: float = DEFAULT_EPSILON) -> tuple[tf.Tensor, UnrollState]:
+             learning_rate: float = DEFAULT_LEARNING_RATE, epsilon: float = DEFAULT_EPSILON,
+             feature_normalization: str = "norm") -> tuple[tf.Tensor, UnrollState]:
     """Forward only, for meta-validation: (losses [num_steps] of the new iterates, final state)."""
     meta = equations.MetaWeights(*(tf.stop_gradient(tf.convert_to_tensor(m)) for m in meta))
-    _, losses, new_state = unroll(meta, task, state, task_seed, num_steps, learning_rate, epsilon)
+    _, losses, new_state = unroll(meta, task, state, task_seed, num_steps, learning_rate, epsilon,
+                                  feature_normalization=feature_normalization)
     return losses, new_state
 
 

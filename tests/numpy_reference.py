@@ -51,13 +51,14 @@ def zero_state(p: int, num_candidates: int, hidden: int) -> dict[str, np.ndarray
 
 def reference_step(arrays: Mapping[str, np.ndarray], weights: np.ndarray, gradient: np.ndarray,
                    state: Mapping[str, np.ndarray], learning_rate: float, epsilon: float = 1e-24,
-                   weight_decay: float = 0.0, gates: dict | None = None,
+                   weight_decay: float = 0.0, gates: dict | None = None, feature_normalization: str = "norm",
                    ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
     """One HyperAdam step in float64 for a flat vector of ALL p coordinates.
 
     `arrays` are the meta-parameters keyed by the bundle names (`preprocess/kernel`, ...).
     Returns (new weights [p], new state dict, direction d_t [p]); a `gates` dict receives this step's
-    β, γ and ρ ([p, J] each).
+    β, γ and ρ ([p, J] each). `feature_normalization` "rms" divides g and every column of m_{t-1} by
+    their root mean square over the p coordinates instead of their norm.
     """
     a = {name: np.asarray(value, np.float64) for name, value in arrays.items()}
     g = np.asarray(gradient, np.float64).reshape(-1)
@@ -68,7 +69,8 @@ def reference_step(arrays: Mapping[str, np.ndarray], weights: np.ndarray, gradie
     H = a["preprocess/bias"].shape[0]
 
     # Preprocessing: each scalar ĝ_i becomes an H-vector.
-    g_hat = g / np.sqrt(np.dot(g, g) + NORM_EPS)
+    per = g.size if feature_normalization == "rms" else 1  # mean square instead of sum of squares
+    g_hat = g / np.sqrt(np.dot(g, g) / per + NORM_EPS)
     x = _elu(g_hat[:, None] * a["preprocess/kernel"][0][None, :] + a["preprocess/bias"][None, :])
 
     # StateCell: a standard LSTM. Kernel rows 0..H-1 act on x, rows H..2H-1 on h_{t-1}.
@@ -79,7 +81,7 @@ def reference_step(arrays: Mapping[str, np.ndarray], weights: np.ndarray, gradie
     h = _sigmoid(gate_o) * np.tanh(c)
 
     # AdamCell: decay rates from the column-normalized previous moment and the task state.
-    col_norm = np.sqrt(np.sum(m_prev ** 2, axis=0) + NORM_EPS)  # [J], over all p coordinates
+    col_norm = np.sqrt(np.sum(m_prev ** 2, axis=0) / per + NORM_EPS)  # [J], over all p coordinates
     m_norm = m_prev / col_norm[None, :]
     J = m_prev.shape[1]
     beta = _sigmoid(m_norm @ a["adam_cell/beta_kernel"][:J] + h @ a["adam_cell/beta_kernel"][J:]

@@ -182,15 +182,44 @@ def test_loading_runs_no_bundle_code(tmp_path, good_bundle, damage):
         tf.saved_model.load(str(path))
 
 
-def test_step_signature_agrees_with_optimizer_and_reference(good_bundle):
+@pytest.fixture(scope="module")
+def rms_bundle(tmp_path_factory):
+    return save_meta_params(PARAMS.with_feature_normalization("rms"), tmp_path_factory.mktemp("rms") / "bundle")
+
+
+def test_feature_normalization_travels_with_the_bundle(good_bundle, rms_bundle, tmp_path):
+    rms = load_meta_params(rms_bundle)
+    assert rms.feature_normalization == "rms" and read_bundle_metadata(rms_bundle)["feature_normalization"] == "rms"
+    assert load_meta_params(good_bundle).feature_normalization == "norm"
+    # Same arrays, another update: another fingerprint; "norm" keeps the fingerprint of the arrays alone.
+    assert rms.fingerprint() != PARAMS.fingerprint() == PARAMS.with_feature_normalization("norm").fingerprint()
+    assert "feature_normalization='rms'" in repr(rms)
+    assert MetaParams.from_config(rms.to_config()).fingerprint() == rms.fingerprint()
+    restored = HyperAdam.from_config(HyperAdam(meta_params=rms).get_config())
+    assert restored.meta_params.feature_normalization == "rms"
+    # A bundle written before the option existed (no key) is the paper's normalization.
+    meta = read_bundle_metadata(good_bundle)
+    meta.pop("feature_normalization")
+    old = copy_bundle(good_bundle, tmp_path / "old")
+    (old / "assets" / "meta.json").write_text(json.dumps(meta))
+    assert load_meta_params(old).fingerprint() == PARAMS.fingerprint()
+    meta["feature_normalization"] = "layer"
+    (old / "assets" / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(MetaParamsError, match="unknown feature_normalization 'layer'"):
+        load_meta_params(old)
+
+
+@pytest.mark.parametrize("normalization", ["norm", "rms"])
+def test_step_signature_agrees_with_optimizer_and_reference(good_bundle, rms_bundle, normalization):
     """Two steps of the bundle's `step` signature on a flat vector vs HyperAdam on a flat variable
     (whose global norms are then that vector's) and vs the NumPy reference."""
-    step = tf.saved_model.load(str(good_bundle)).signatures["step"]
+    bundle = good_bundle if normalization == "norm" else rms_bundle
+    step = tf.saved_model.load(str(bundle)).signatures["step"]
     J, H, p = PARAMS.num_candidates, PARAMS.hidden, 40
     rng = np.random.default_rng(0)
     w = rng.normal(size=p).astype(np.float32)
     variable = keras.Variable(w.copy())
-    opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False)
+    opt = HyperAdam(learning_rate=0.01, meta_params=load_meta_params(bundle), jit_compile=False)
     state = {k: tf.zeros((p, H if k in ("h", "c") else J)) for k in ref.STATE_NAMES}
     ref_w, ref_state = w.astype(np.float64), ref.zero_state(p, J, H)
     weights = tf.constant(w)
@@ -200,7 +229,8 @@ def test_step_signature_agrees_with_optimizer_and_reference(good_bundle):
         weights = out["weights"]
         state = {k: out[k] for k in ref.STATE_NAMES}
         opt.apply_gradients([(tf.constant(g), variable)])
-        ref_w, ref_state, _ = ref.reference_step(PARAMS.arrays(), ref_w, g, ref_state, 0.01)
+        ref_w, ref_state, _ = ref.reference_step(PARAMS.arrays(), ref_w, g, ref_state, 0.01,
+                                                 feature_normalization=normalization)
     assert ref.rel_err(weights.numpy() - w, variable.numpy() - w) < 1e-5
     assert ref.rel_err(weights.numpy() - w, ref_w - w) < 1e-5
     for name in ref.STATE_NAMES:

@@ -44,16 +44,19 @@ def optimizer_state(optimizer, variables):
     return ref.flatten_state([{k: s.numpy() for k, s in optimizer.slots(v).items()} for v in variables])
 
 
-@pytest.mark.parametrize("num_candidates,hidden,scale,weight_decay", [
-    (5, 3, 1.0, 0.0),      # J != H, so a transposed shape cannot pass; strongly non-linear meta-params
-    (20, 20, 0.3, 0.05),   # the paper's size, with decoupled weight decay
+@pytest.mark.parametrize("num_candidates,hidden,scale,weight_decay,normalization", [
+    (5, 3, 1.0, 0.0, "norm"),      # J != H, so a transposed shape cannot pass; strongly non-linear meta-params
+    (20, 20, 0.3, 0.05, "norm"),   # the paper's size, with decoupled weight decay
+    (5, 3, 1.0, 0.0, "rms"),       # the feature-normalization variant, XLA-free
+    (20, 20, 0.3, 0.0, "rms"),     # ... and XLA-compiled
 ])
-def test_optimizer_matches_numpy_reference_over_steps(mnist, num_candidates, hidden, scale, weight_decay):
+def test_optimizer_matches_numpy_reference_over_steps(mnist, num_candidates, hidden, scale, weight_decay,
+                                                      normalization):
     """Six steps on a 4-variable model, gradients of real minibatches at the optimizer's own weights:
     the weights' displacement and all six state arrays match the float64 reference (which keeps its
     own state and weights), so the global norms over ALL variables are checked too."""
     x, y = mnist
-    params = random_meta_params(num_candidates, hidden, seed=3, scale=scale)
+    params = random_meta_params(num_candidates, hidden, seed=3, scale=scale).with_feature_normalization(normalization)
     model = make_model()
     variables = model.trainable_variables
     lr = 0.01
@@ -67,7 +70,7 @@ def test_optimizer_matches_numpy_reference_over_steps(mnist, num_candidates, hid
         grads = gradients(model, x[64 * step:64 * (step + 1)], y[64 * step:64 * (step + 1)])
         optimizer.apply_gradients(zip([tf.constant(g) for g in grads], variables))
         w_ref, state, _ = ref.reference_step(params.arrays(), w_ref, ref.flatten(grads), state, lr,
-                                             weight_decay=weight_decay)
+                                             weight_decay=weight_decay, feature_normalization=normalization)
         w_opt = ref.flatten([v.numpy() for v in variables])
         assert ref.rel_err(w_opt - w0, w_ref - w0) < TOL, f"step {step}: weights"
         got = optimizer_state(optimizer, variables)
@@ -93,6 +96,30 @@ def test_per_variable_norms_would_differ(mnist):
                          for wi, gi in zip(w, grads)])
     w0 = ref.flatten(w)
     assert ref.rel_err(local - w0, glob - w0) > 100 * TOL
+
+
+def test_rms_normalization_makes_the_update_independent_of_the_model_size():
+    """Hand-derivable: two copies of a vector with copied gradients have twice the squared norms but the
+    same root mean squares, so with "rms" each copy takes exactly the step the single vector takes,
+    while with "norm" (the paper: ĝ shrinks by √2) the step changes (random kernels make ĝ matter)."""
+    rng = np.random.default_rng(2)
+    w0, target = rng.normal(size=50).astype(np.float32), rng.normal(size=50).astype(np.float32)
+
+    def final_weights(normalization: str, copies: int) -> np.ndarray:
+        params = random_meta_params(4, 3, seed=7, scale=1.0).with_feature_normalization(normalization)
+        variables = [tf.Variable(w0) for _ in range(copies)]
+        optimizer = HyperAdam(learning_rate=0.01, meta_params=params, jit_compile=False)
+        for _ in range(5):
+            optimizer.apply_gradients([(v - target, v) for v in variables])
+        return variables[0].numpy()
+
+    np.testing.assert_allclose(final_weights("rms", 2), final_weights("rms", 1), rtol=1e-6, atol=1e-7)
+    assert np.abs(final_weights("norm", 2) - final_weights("norm", 1)).max() > 1e-4
+
+
+def test_feature_sq_scales_rejects_unknown_normalization():
+    with pytest.raises(ValueError, match="feature_normalization must be one of"):
+        equations.feature_sq_scales([tf.ones(3)], [tf.zeros((3, 2))], "l1")
 
 
 def test_equations_direction_matches_reference():

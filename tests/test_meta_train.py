@@ -189,11 +189,34 @@ def test_init_weight_sum_scales_the_starting_ensemble_and_old_configs_still_resu
     run = tmp_path / "old"
     meta_train(dataclasses.replace(TINY, epochs=1, meta_batches_per_epoch=1, validation_tasks=1), run)
     saved = json.loads((run / "config.json").read_text())
-    for key in ("init_weight_sum", "validation_metric", "meta_objective"):
+    for key in ("init_weight_sum", "validation_metric", "meta_objective", "feature_normalization"):
         del saved[key]
     (run / "config.json").write_text(json.dumps(saved))
     resumed = meta_train(load_run_config(run, epochs=1), run, resume=True)
     assert resumed.complete
+
+
+def test_rms_feature_normalization_is_trained_with_and_exported(tmp_path):
+    """The config's normalization is what the unroll uses and what the bundle records: the exported
+    bundle's HyperAdam reproduces the meta-trainer's validation losses of the same meta-parameters."""
+    from hyperadam_keras.meta_train import initial_meta_params
+    with pytest.raises(ValueError, match="feature_normalization"):
+        dataclasses.replace(TINY, feature_normalization="layer")
+    config = dataclasses.replace(TINY, init="random", init_scale=1.0, feature_normalization="rms", epochs=1,
+                                 meta_batches_per_epoch=2)
+    assert initial_meta_params(config).feature_normalization == "rms"
+    result = meta_train(config, tmp_path / "run")
+    bundle = load_meta_params(result.bundle_path)
+    assert bundle.feature_normalization == "rms"
+    assert read_bundle_metadata(result.bundle_path)["made_by"]["config"]["feature_normalization"] == "rms"
+    # Validation of the bundle with either normalization: only "rms" gives the recorded best loss.
+    seeds = validation_task_seeds(config)
+    losses = {n: MetaTrainer(dataclasses.replace(config, feature_normalization=n), _quadratic_rs(),
+                             init=bundle.with_feature_normalization(n)).validate(seeds) for n in ("rms", "norm")}
+    with pytest.raises(ValueError, match="feature_normalization"):
+        MetaTrainer(config, _quadratic_rs(), init=bundle.with_feature_normalization("norm"))
+    assert losses["rms"] == pytest.approx(result.best_validation_loss, rel=1e-5)
+    assert abs(losses["norm"] - losses["rms"]) > 1e-4 * abs(losses["rms"])
 
 
 def test_sigterm_stops_at_a_meta_step_boundary_with_checkpoint_and_bundle(tmp_path):

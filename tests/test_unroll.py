@@ -67,13 +67,15 @@ def _run_keras_optimizer(task, meta_params, seed, num_steps):
     return [v.numpy() for v in variables], np.array(losses)
 
 
-@pytest.mark.parametrize("jit_compile", [False, True])
-def test_unroll_matches_keras_optimizer_across_truncations(jit_compile):
-    task, seed, params = TinyRegression(), 3, random_meta_params(8, 6, seed=5)
+@pytest.mark.parametrize("jit_compile,normalization", [(False, "norm"), (True, "norm"), (False, "rms")])
+def test_unroll_matches_keras_optimizer_across_truncations(jit_compile, normalization):
+    task, seed = TinyRegression(), 3
+    params = random_meta_params(8, 6, seed=5).with_feature_normalization(normalization)
     expected_weights, expected_losses = _run_keras_optimizer(task, params, seed, 12)
 
     meta = U.meta_variables(params)
-    step_fn = U.compile_fn(lambda s, k: U.meta_gradient(meta, task, s, k, 6), jit_compile)
+    step_fn = U.compile_fn(lambda s, k: U.meta_gradient(meta, task, s, k, 6, feature_normalization=normalization),
+                           jit_compile)
     state = U.init_unroll_state(task.init_params(seed), 8, 6)
     losses = []
     for _ in range(2):  # two truncations of 6 carry weights and state over: 12 optimizer steps
