@@ -75,7 +75,8 @@ class HyperAdam(keras.optimizers.Optimizer):
     Args:
         learning_rate: α, a float, a `LearningRateSchedule` or a callable. Defaults to 0.005,
             the step size of the paper's meta-training.
-        meta_params: None (the shipped default bundle), a bundle path, or a `MetaParams`.
+        meta_params: None (the shipped default bundle), a bundle path, or a `MetaParams`; the update
+            uses the feature normalization they were trained with (`MetaParams.feature_normalization`).
         epsilon: ε of the candidate updates (paper: 1e-24).
         skip_nonfinite: if True, a step whose gradients contain NaN or inf leaves the weights and
             all optimizer state untouched (the iteration counter still advances).
