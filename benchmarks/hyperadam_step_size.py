@@ -1,4 +1,4 @@
-"""HyperAdam (the shipped bundle) at other step sizes, or with a linear warm-up, on one task of a suite.
+"""HyperAdam (the shipped bundle, or --bundle) at other step sizes, or with a linear warm-up, on one task of a suite.
 
 The default step (0.005, an effective 5 × 0.005 with the shipped bundle's candidate weights) is what the
 suites measure; this shows what a user-chosen smaller or larger step, a warm-up to it, or another ε does, seed by
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--warmup-steps", type=int, default=0,
                         help="rise linearly to each step size over this many steps (default 0: constant)")
     parser.add_argument("--epsilon", type=float, default=None, help="HyperAdam's ε (default: the optimizer's)")
+    parser.add_argument("--bundle", default=None, help="meta-parameter bundle (default: the shipped one)")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the task's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="evaluation seeds")
     parser.add_argument("--json", default=None, help="write the numbers here")
@@ -54,7 +55,9 @@ def main() -> None:
 
     spec = next(t for t in get_suite(args.suite).tasks if t.name == args.task)
     task, steps = build_task(spec), args.steps or spec.num_steps(False)
-    options = {} if args.epsilon is None else {"epsilon": args.epsilon}
+    options = {"meta_params": args.bundle} if args.bundle else {}
+    if args.epsilon is not None:
+        options["epsilon"] = args.epsilon
     rows = []
     for lr in args.lr:
         if args.warmup_steps:
@@ -67,15 +70,16 @@ def main() -> None:
             run = trainer.run(seed, steps, run_lr)
             losses.append(run.final_loss)
             rows.append({"learning_rate": lr, "warmup_steps": args.warmup_steps, "epsilon": trainer.optimizer.epsilon,
-                         "seed": seed,
-                         "final_loss": run.final_loss, "test": run.test, "seconds": round(run.seconds, 1)})
+                         "seed": seed, "final_loss": run.final_loss, "test": run.test,
+                         "seconds": round(run.seconds, 1)})
             print(f"{args.task} lr {lr:g} seed {seed}: final loss {run.final_loss:.4g}, test {run.test}", flush=True)
-        print(f"{args.task} lr {lr:g}, warm-up {args.warmup_steps}, ε {trainer.optimizer.epsilon:g}, {steps} steps: mean final loss "
-              f"{np.mean(losses):.4f} ± {np.std(losses, ddof=1) if len(losses) > 1 else 0.0:.4f} over "
+        print(f"{args.task} lr {lr:g}, warm-up {args.warmup_steps}, ε {trainer.optimizer.epsilon:g}, {steps} steps: "
+              f"mean final loss {np.mean(losses):.4f} ± {np.std(losses, ddof=1) if len(losses) > 1 else 0.0:.4f} over "
               f"{len(losses)} seeds", flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"suite": args.suite, "task": args.task, "steps": steps, "runs": rows}, f, indent=1)
+            json.dump({"suite": args.suite, "task": args.task, "steps": steps,
+                       "bundle": args.bundle or "shipped default", "runs": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,8 @@ def main() -> None:
         print(f"{name} (p = {row['parameters']}): sum_j rho in [{stats['rho_sum']['min']:.5f}, "
               f"{stats['rho_sum']['max']:.5f}]; widest range of one candidate over coordinates and steps: "
               f"rho {stats['rho']['spread']:.2e}, beta {stats['beta']['spread']:.2e}, "
-              f"gamma {stats['gamma']['spread']:.2e}; beta in [{stats['beta']['min']:.3f}, {stats['beta']['max']:.3f}], "
+              f"gamma {stats['gamma']['spread']:.2e}; "
+              f"beta in [{stats['beta']['min']:.3f}, {stats['beta']['max']:.3f}], "
               f"gamma in [{stats['gamma']['min']:.5f}, {stats['gamma']['max']:.5f}]", flush=True)
     if args.json:
         with open(args.json, "w") as f:

@@ -71,7 +71,8 @@ def feature_sq_scales(gradients: list, moments: list, feature_normalization: str
     paper's; see README). Returns (scalar, [J]) for `normalized_gradient` and `normalized_moment`.
     """
     if feature_normalization not in FEATURE_NORMALIZATIONS:
-        raise ValueError(f"feature_normalization must be one of {FEATURE_NORMALIZATIONS}, got {feature_normalization!r}")
+        raise ValueError(f"feature_normalization must be one of {FEATURE_NORMALIZATIONS}, "
+                         f"got {feature_normalization!r}")
     grad_sq, col_sq = gradient_sq_norm(gradients), moment_column_sq_norms(moments)
     if feature_normalization == "rms":
         count = ops.cast(sum(ops.size(g) for g in gradients), grad_sq.dtype)

@@ -45,7 +45,8 @@ class _RunningStats:
 
     def summary(self) -> dict:
         return {"mean": float(self.total.sum() / (self.count * self.total.size)), "min": float(self.low.min()),
-                "max": float(self.high.max()), "per_candidate_mean": [round(float(v), 4) for v in self.total / self.count],
+                "max": float(self.high.max()),
+                "per_candidate_mean": [round(float(v), 4) for v in self.total / self.count],
                 "spread": float((self.high - self.low).max())}
 
 

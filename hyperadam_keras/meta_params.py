@@ -149,7 +149,8 @@ class MetaParams:
         return params
 
     def __repr__(self) -> str:
-        variant = "" if self.feature_normalization == "norm" else f", feature_normalization={self.feature_normalization!r}"
+        variant = ("" if self.feature_normalization == "norm"
+                   else f", feature_normalization={self.feature_normalization!r}")
         return f"MetaParams(J={self.num_candidates}, H={self.hidden}{variant}, sha256={self.fingerprint()[:12]})"
 
 
