@@ -197,8 +197,8 @@ def test_init_weight_sum_scales_the_starting_ensemble_and_old_configs_still_resu
 
 
 def test_rms_feature_normalization_is_trained_with_and_exported(tmp_path):
-    """The config's normalization is what the unroll uses and what the bundle records: the exported
-    bundle's HyperAdam reproduces the meta-trainer's validation losses of the same meta-parameters."""
+    """The config's normalization is what the unroll uses and what the bundle records: re-validating the
+    exported bundle with "rms" gives the recorded best loss, with "norm" another one."""
     from hyperadam_keras.meta_train import initial_meta_params
     with pytest.raises(ValueError, match="feature_normalization"):
         dataclasses.replace(TINY, feature_normalization="layer")
