@@ -403,6 +403,26 @@ def optimizer_identity(spec: OptimizerSpec, optimizer: keras.optimizers.Optimize
     return identity
 
 
+# The package's files that decide what a training run computes (evaluate.py's `Trainer` loop aside:
+# it rarely changes, and this file often does for reports). Their SHA-256 for the current version is
+# recorded in tests/test_evaluate_cache.py, so editing one fails that test until the hash is recorded
+# again; an edit that can change a run's numbers must also bump TRAINING_CODE_VERSION, which is part of
+# every run key from version 2 on (version-1 keys predate it and stay valid), so no run cached from the
+# old code is reused.
+TRAINING_CODE_FILES = ("data.py", "equations.py", "optimizer.py", "suites.py", "tasks.py")
+TRAINING_CODE_VERSION = 1
+
+
+def training_code_sha256() -> str:
+    """SHA-256 of `TRAINING_CODE_FILES` as installed (names and bytes)."""
+    digest = hashlib.sha256()
+    package = os.path.dirname(os.path.abspath(__file__))
+    for name in TRAINING_CODE_FILES:
+        with open(os.path.join(package, name), "rb") as source:
+            digest.update(name.encode() + b"\0" + source.read() + b"\0")
+    return digest.hexdigest()
+
+
 @functools.lru_cache(maxsize=1)
 def _environment_identity() -> dict:
     # Library versions change kernels and round-off (hyperadam_keras's version: its tasks and its
@@ -424,11 +444,14 @@ def run_identity(task: dict, optimizer: dict, learning_rate: float, seed: int, j
       is itself decided by the task and this flag);
     - `chunk_size`: steps per compiled call change the compiled loop, hence possibly the round-off;
     - the versions of TensorFlow, Keras, NumPy and hyperadam_keras, and CPU or GPU;
-    - `CACHE_FORMAT`.
+    - `CACHE_FORMAT`, and `TRAINING_CODE_VERSION` once it is above 1.
     """
-    return {"format": CACHE_FORMAT, "task": task, "optimizer": optimizer, "learning_rate": float(learning_rate),
-            "seed": int(seed), "jit_compile": bool(jit_compile), "chunk_size": int(chunk_size),
-            "environment": _environment_identity()}
+    identity = {"format": CACHE_FORMAT, "task": task, "optimizer": optimizer,
+                "learning_rate": float(learning_rate), "seed": int(seed), "jit_compile": bool(jit_compile),
+                "chunk_size": int(chunk_size), "environment": _environment_identity()}
+    if TRAINING_CODE_VERSION > 1:
+        identity["training_code"] = TRAINING_CODE_VERSION
+    return identity
 
 
 class RunCache:

@@ -203,3 +203,26 @@ def test_cli_cache_dir(tmp_path, capsys, trained):
     assert "3 of 3 runs reused, 0 trained" in capsys.readouterr().out and len(trained) == 3  # HyperAdam, Adam twice
     saved = json.loads((tmp_path / "out" / "tiny-cli" / "tiny-cli.json").read_text())
     assert saved["cache"]["from_cache"] == 3 and saved["tasks"][0]["runs_from_cache"] == 3
+
+
+# The SHA-256 of evaluate.TRAINING_CODE_FILES recorded for evaluate.TRAINING_CODE_VERSION (1).
+TRAINING_CODE_SHA256 = "16239f0b30bcae8c59d49ade1526e143b3303ea6db87bcb84d4138d4af0f140a"
+
+
+def test_the_training_code_is_the_one_the_cache_version_was_recorded_for():
+    assert evaluate.training_code_sha256() == TRAINING_CODE_SHA256, (
+        f"{evaluate.TRAINING_CODE_FILES} changed. If the change can alter any training run's numbers, bump "
+        "evaluate.TRAINING_CODE_VERSION (cached runs of the old code are then not reused); in either case "
+        f"record the new hash {evaluate.training_code_sha256()} here.")
+
+
+def test_a_new_training_code_version_changes_every_key_and_version_1_keys_stay(monkeypatch):
+    task = {"kind": "quad", "kwargs": {}, "steps": 4}
+    args = dict(task=task, optimizer={"class": "keras.optimizers.SGD", "config": {}}, learning_rate=0.1,
+                seed=0, jit_compile=False, chunk_size=4)
+    version_1 = evaluate.run_identity(**args)
+    assert "training_code" not in version_1  # the keys of runs cached before the field existed
+    monkeypatch.setattr(evaluate, "TRAINING_CODE_VERSION", 2)
+    version_2 = evaluate.run_identity(**args)
+    assert version_2["training_code"] == 2
+    assert evaluate.run_key(version_2) != evaluate.run_key(version_1)
