@@ -60,14 +60,11 @@ def main() -> None:
         options["epsilon"] = args.epsilon
     rows = []
     for lr in args.lr:
-        if args.warmup_steps:
-            trainer, run_lr = Trainer(task, HyperAdam(learning_rate=LinearWarmup(lr, args.warmup_steps), **options),
-                                      jit_compile=spec.xla), None
-        else:
-            trainer, run_lr = Trainer(task, HyperAdam(**options), jit_compile=spec.xla), lr
+        rate = LinearWarmup(lr, args.warmup_steps) if args.warmup_steps else lr
+        trainer = Trainer(task, HyperAdam(learning_rate=rate, **options), jit_compile=spec.xla)
         losses = []
         for seed in args.seeds:
-            run = trainer.run(seed, steps, run_lr)
+            run = trainer.run(seed, steps, learning_rate=None)  # the optimizer's own rate or warm-up
             losses.append(run.final_loss)
             rows.append({"learning_rate": lr, "warmup_steps": args.warmup_steps, "epsilon": trainer.optimizer.epsilon,
                          "seed": seed, "final_loss": run.final_loss, "test": run.test,

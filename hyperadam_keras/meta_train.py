@@ -43,7 +43,6 @@ import numpy as np
 import tensorflow as tf
 
 from hyperadam_keras import equations
-from hyperadam_keras.equations import FEATURE_NORMALIZATIONS
 from hyperadam_keras import unroll as U
 from hyperadam_keras.bundle import load_meta_params, save_meta_params
 from hyperadam_keras.meta_params import MetaParams, adam_ensemble, random_meta_params
@@ -130,8 +129,8 @@ class MetaTrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.meta_optimizer not in ("adam", "sgd"):
             raise ValueError(f"meta_optimizer must be 'adam' or 'sgd', got {self.meta_optimizer!r}")
-        if self.feature_normalization not in FEATURE_NORMALIZATIONS:
-            raise ValueError(f"feature_normalization must be one of {FEATURE_NORMALIZATIONS}, "
+        if self.feature_normalization not in equations.FEATURE_NORMALIZATIONS:
+            raise ValueError(f"feature_normalization must be one of {equations.FEATURE_NORMALIZATIONS}, "
                              f"got {self.feature_normalization!r}")
         if self.meta_objective not in META_OBJECTIVES:
             raise ValueError(f"meta_objective must be one of {META_OBJECTIVES}, got {self.meta_objective!r}")
