@@ -1,12 +1,16 @@
-"""HyperAdam (the shipped bundle, or --bundle) at other step sizes, or with a linear warm-up, on one task of a suite.
+"""HyperAdam (the shipped bundle, or --bundle) at other step sizes or under a schedule, on tasks of a suite.
 
-The default step (0.005, an effective 5 × 0.005 with the shipped bundle's candidate weights) is what the
-suites measure; this shows what a user-chosen smaller or larger step, a warm-up to it, or another ε does, seed by
-seed (e.g. on CNN-2, where the default fails: BENCHMARKS.md `paper-cnn`).
+The suites measure the default: a constant step of 0.005 (an effective 5 × 0.005 with the shipped bundle's
+candidate weights). This shows, seed by seed, what a user-side change does: a smaller or larger step (CNN-2,
+where the default fails), a linear warm-up to it, a cosine decay over the run (the 10,000-step tasks, where
+the constant step loses to tuned Adam), or another ε. With --compare-json, the suite's own runs of the same
+seeds (final losses are deterministic per seed) are printed and stored beside them.
 
     python benchmarks/hyperadam_step_size.py --suite paper-cnn --task cnn-2 --lr 0.005 0.002 --seeds 1 2
     python benchmarks/hyperadam_step_size.py --suite paper-cnn --task cnn-2 --warmup-steps 10 --seeds 0 1
     python benchmarks/hyperadam_step_size.py --suite paper-cnn --task cnn-2 --lr 0.005 --epsilon 1e-7
+    python benchmarks/hyperadam_step_size.py --suite paper-long --task all --lr 0.005 --cosine --seeds 0 1 \\
+        --compare-json benchmarks/paper-long/paper-long.json --json benchmarks/paper-long/long_schedule.json
 """
 
 from __future__ import annotations
@@ -39,44 +43,89 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
         return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps}
 
 
+def step_schedule(learning_rate: float, steps: int, warmup_steps: int = 0, cosine: bool = False):
+    """The step HyperAdam is given: a constant, a linear warm-up to it, or a cosine decay from it to 0."""
+    if warmup_steps and cosine:
+        raise ValueError("choose a warm-up or a cosine decay, not both")
+    if cosine:
+        return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
+    return LinearWarmup(learning_rate, warmup_steps) if warmup_steps else learning_rate
+
+
+def suite_runs(suite_json: dict, task_name: str, steps: int, seeds: list[int]) -> dict[str, list[float | None]]:
+    """Final loss per seed of every optimizer in a suite's JSON for one task (None for a seed it lacks)."""
+    task = next((t for t in suite_json["tasks"] if t["name"] == task_name), None)
+    if task is None:
+        raise ValueError(f"task {task_name!r} is not in the comparison JSON")
+    if task["steps"] != steps:
+        raise ValueError(f"the comparison JSON ran {task_name} for {task['steps']} steps, this run {steps}")
+    columns = {}
+    for label, result in task["results"].items():
+        by_seed = {run["seed"]: run["final_loss"] for run in result["runs"]}
+        columns[f"{label} (lr {result['learning_rate']:g}, suite)"] = [by_seed.get(seed) for seed in seeds]
+    return columns
+
+
+def _mean_std(values: list[float]) -> str:
+    std = np.std(values, ddof=1) if len(values) > 1 else 0.0
+    return f"{np.mean(values):.4f} ± {std:.4f} over {len(values)} seeds"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", default="paper-cnn")
-    parser.add_argument("--task", default="cnn-2", help="a task name of the suite")
-    parser.add_argument("--lr", type=float, nargs="+", default=[0.005, 0.002], help="HyperAdam step sizes")
+    parser.add_argument("--task", nargs="+", default=["cnn-2"], help="task names of the suite, or 'all'")
+    parser.add_argument("--lr", type=float, nargs="+", default=[0.005, 0.002],
+                        help="HyperAdam step sizes (with --cosine: the step before decay)")
     parser.add_argument("--warmup-steps", type=int, default=0,
                         help="rise linearly to each step size over this many steps (default 0: constant)")
+    parser.add_argument("--cosine", action="store_true", help="decay each step size to 0 over the run (cosine)")
     parser.add_argument("--epsilon", type=float, default=None, help="HyperAdam's ε (default: the optimizer's)")
     parser.add_argument("--bundle", default=None, help="meta-parameter bundle (default: the shipped one)")
-    parser.add_argument("--steps", type=int, default=None, help="training steps (default: the task's)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default: each task's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="evaluation seeds")
+    parser.add_argument("--compare-json", default=None,
+                        help="a suite's JSON (hyperadam-keras evaluate) whose runs of the same seeds to show alongside")
     parser.add_argument("--json", default=None, help="write the numbers here")
     args = parser.parse_args()
+    if args.warmup_steps and args.cosine:
+        parser.error("choose --warmup-steps or --cosine, not both")
 
-    spec = next(t for t in get_suite(args.suite).tasks if t.name == args.task)
-    task, steps = build_task(spec), args.steps or spec.num_steps(False)
+    suite = get_suite(args.suite)
+    specs = list(suite.tasks) if args.task == ["all"] else [
+        next((t for t in suite.tasks if t.name == name), None) for name in args.task]
+    if None in specs:
+        parser.error(f"unknown task in {args.task}; {args.suite} has: {', '.join(t.name for t in suite.tasks)}")
+    compared = json.load(open(args.compare_json)) if args.compare_json else None
     options = {"meta_params": args.bundle} if args.bundle else {}
     if args.epsilon is not None:
         options["epsilon"] = args.epsilon
-    rows = []
-    for lr in args.lr:
-        rate = LinearWarmup(lr, args.warmup_steps) if args.warmup_steps else lr
-        trainer = Trainer(task, HyperAdam(learning_rate=rate, **options), jit_compile=spec.xla)
-        losses = []
-        for seed in args.seeds:
-            run = trainer.run(seed, steps, learning_rate=None)  # the optimizer's own rate or warm-up
-            losses.append(run.final_loss)
-            rows.append({"learning_rate": lr, "warmup_steps": args.warmup_steps, "epsilon": trainer.optimizer.epsilon,
-                         "seed": seed, "final_loss": run.final_loss, "test": run.test,
-                         "seconds": round(run.seconds, 1)})
-            print(f"{args.task} lr {lr:g} seed {seed}: final loss {run.final_loss:.4g}, test {run.test}", flush=True)
-        print(f"{args.task} lr {lr:g}, warm-up {args.warmup_steps}, ε {trainer.optimizer.epsilon:g}, {steps} steps: "
-              f"mean final loss {np.mean(losses):.4f} ± {np.std(losses, ddof=1) if len(losses) > 1 else 0.0:.4f} over "
-              f"{len(losses)} seeds", flush=True)
+    schedule_name = "cosine" if args.cosine else (f"warm-up {args.warmup_steps}" if args.warmup_steps else "constant")
+    rows, comparison = [], {}
+    for spec in specs:
+        task, steps = build_task(spec), args.steps or spec.num_steps(False)
+        if compared is not None:  # read first: a mismatch fails before any training
+            comparison[spec.name] = suite_runs(compared, spec.name, steps, args.seeds)
+        for lr in args.lr:
+            rate = step_schedule(lr, steps, args.warmup_steps, args.cosine)
+            trainer = Trainer(task, HyperAdam(learning_rate=rate, **options), jit_compile=spec.xla)
+            losses = []
+            for seed in args.seeds:
+                run = trainer.run(seed, steps, learning_rate=None)  # the optimizer's own rate or schedule
+                losses.append(run.final_loss)
+                rows.append({"task": spec.name, "steps": steps, "learning_rate": lr, "schedule": schedule_name,
+                             "warmup_steps": args.warmup_steps, "epsilon": trainer.optimizer.epsilon, "seed": seed,
+                             "final_loss": run.final_loss, "test": run.test, "seconds": round(run.seconds, 1)})
+                print(f"{spec.name} lr {lr:g} seed {seed}: final loss {run.final_loss:.4g}, test {run.test}", flush=True)
+            print(f"{spec.name} lr {lr:g}, {schedule_name}, ε {trainer.optimizer.epsilon:g}, {steps} steps: "
+                  f"mean final loss {_mean_std(losses)}", flush=True)
+        for label, values in comparison.get(spec.name, {}).items():
+            finite = [v for v in values if v is not None]
+            print(f"  {label:40s} {' '.join(f'{v:.4f}' for v in finite)}   mean {_mean_std(finite)}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"suite": args.suite, "task": args.task, "steps": steps,
-                       "bundle": args.bundle or "shipped default", "runs": rows}, f, indent=1)
+            json.dump({"suite": args.suite, "bundle": args.bundle or "shipped default", "runs": rows,
+                       "suite_runs": comparison, "compare_json": args.compare_json}, f, indent=1)
 
 
 if __name__ == "__main__":
