@@ -214,10 +214,22 @@ def _evaluation_mix(config):
     return mlps + lstms
 
 
+def _evaluation_mix_with_cnns(config):
+    """`eval-mix` plus the paper's CNN-1 and CNN-2, trained on the suites' 4,000-image training split only
+    (the 1,000 images `paper-cnn` holds out for its test metrics never reach meta-training)."""
+    from hyperadam_keras.suites import mnist_arrays
+    from hyperadam_keras.tasks import CNNTask
+    images, labels = mnist_arrays(config.data_source, True, config.data_dir)[:2]
+    return _evaluation_mix(config) + [CNNTask(images, labels, variant=variant, batch_size=config.batch_size)
+                                      for variant in EVAL_MIX_CNNS]
+
+
 # (hidden layers, activation) and (LSTM layers, input noise) of the "eval-mix" family: Table 1's four
-# activations, deeper sigmoid MLPs (Fig. 5d) and Table 2's LSTMs, at the suites' sizes.
+# activations, deeper sigmoid MLPs (Fig. 5d) and Table 2's LSTMs, at the suites' sizes; and the CNN
+# variants that "eval-mix-cnn" adds.
 EVAL_MIX_MLPS = ((1, "sigmoid"), (1, "relu"), (1, "elu"), (1, "tanh"), (3, "sigmoid"), (6, "sigmoid"))
 EVAL_MIX_LSTMS = ((1, 0.1), (1, 0.01), (2, 0.1))
+EVAL_MIX_CNNS = ("cnn1", "cnn2")
 
 # name -> (builder(config) -> task or list of tasks, description). MNIST tasks read `data_source` /
 # `data_dir`. A list is a mixture: meta-batch n trains on task n mod len(list).
@@ -230,6 +242,8 @@ TASKS: dict[str, tuple[Callable[[MetaTrainConfig], Any], str]] = {
     "eval-mix": (_evaluation_mix, "a round-robin mixture of the evaluation suites' tasks, unscaled: MLP 1x20 "
                                   "sigmoid/ReLU/ELU/tanh, 3x20 and 6x20 sigmoid (MNIST), sine LSTM 1 layer "
                                   "(noise 0.1, 0.01) and 2 layers"),
+    "eval-mix-cnn": (_evaluation_mix_with_cnns, "eval-mix plus CNN-1 and CNN-2 (the paper-cnn suite's models, "
+                                                "on its 4,000-image training split): 11 tasks"),
 }
 
 

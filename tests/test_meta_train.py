@@ -245,3 +245,24 @@ def test_sigterm_stops_at_a_meta_step_boundary_with_checkpoint_and_bundle(tmp_pa
     resumed = meta_train(load_run_config(run, stop_after_meta_steps=1), run, resume=True)
     assert resumed.meta_step == done + 1
     assert [int(r["meta_step"]) for r in _rows(run / "train_log.csv")] == list(range(1, done + 2))
+
+
+def test_eval_mix_cnn_adds_both_cnns_on_the_training_split_and_meta_trains_through_a_convolution():
+    from hyperadam_keras.data import load_mnist_split
+    from hyperadam_keras.meta_train import EVAL_MIX_CNNS, EVAL_MIX_LSTMS, EVAL_MIX_MLPS, build_task
+    from hyperadam_keras.tasks import CNNTask
+    family = build_task(dataclasses.replace(TINY, task="eval-mix-cnn"))
+    assert len(family) == len(EVAL_MIX_MLPS) + len(EVAL_MIX_LSTMS) + 2
+    cnns = family[-2:]
+    assert [type(t) for t in cnns] == [CNNTask, CNNTask] and [t.variant for t in cnns] == list(EVAL_MIX_CNNS)
+    train_images, _, test_images, _ = load_mnist_split()
+    for cnn in cnns:  # the images paper-cnn holds out for its test metrics are not meta-trained on
+        assert cnn.images.shape[0] == len(train_images) == 4000 and cnn.test_images is None
+        np.testing.assert_array_equal(cnn.images.numpy().reshape(-1, 784), train_images)
+    # One meta-step through two steps of CNN-1 (second order: through the convolution's gradient).
+    config = dataclasses.replace(TINY, horizon=2, truncation=2, second_order=True, validation_tasks=1)
+    trainer = MetaTrainer(config, [cnns[0]], init=adam_ensemble(4, 4))
+    before = [w.numpy() for w in trainer.meta]
+    meta_loss, norm, applied, _ = trainer.train_step(trainer.start_task(0), 0)
+    assert applied and np.isfinite(meta_loss) and norm > 0
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(before, trainer.meta))
