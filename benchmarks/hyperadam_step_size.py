@@ -3,7 +3,8 @@
 The suites measure the default: a constant step of 0.005 (an effective 5 × 0.005 with the shipped bundle's
 candidate weights). This shows, seed by seed, what a user-side change does: a smaller or larger step (CNN-2,
 where the default fails), a linear warm-up to it, a cosine decay over the run (the 10,000-step tasks, where
-the constant step loses to tuned Adam), or another ε. With --compare-json, the suite's own runs of the same
+the constant step loses to tuned Adam), another ε, or a bundle under another feature normalization
+(`--feature-normalization rms-clip` on an "rms" bundle). With --compare-json, the suite's own runs of the same
 seeds (final losses are deterministic per seed) are printed and stored beside them.
 
     python benchmarks/hyperadam_step_size.py --suite paper-cnn --task cnn-2 --lr 0.005 0.002 --seeds 1 2
@@ -24,7 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from hyperadam_keras import HyperAdam  # noqa: E402
+from hyperadam_keras import HyperAdam, default_bundle_path, load_meta_params  # noqa: E402
+from hyperadam_keras.equations import FEATURE_NORMALIZATIONS  # noqa: E402
 from hyperadam_keras.evaluate import Trainer  # noqa: E402
 from hyperadam_keras.suites import build_task, get_suite  # noqa: E402
 
@@ -82,6 +84,8 @@ def main() -> None:
     parser.add_argument("--cosine", action="store_true", help="decay each step size to 0 over the run (cosine)")
     parser.add_argument("--epsilon", type=float, default=None, help="HyperAdam's ε (default: the optimizer's)")
     parser.add_argument("--bundle", default=None, help="meta-parameter bundle (default: the shipped one)")
+    parser.add_argument("--feature-normalization", choices=FEATURE_NORMALIZATIONS, default=None,
+                        help="run the bundle under this feature normalization instead of its own")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: each task's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="evaluation seeds")
     parser.add_argument("--compare-json", default=None,
@@ -97,7 +101,10 @@ def main() -> None:
     if None in specs:
         parser.error(f"unknown task in {args.task}; {args.suite} has: {', '.join(t.name for t in suite.tasks)}")
     compared = json.load(open(args.compare_json)) if args.compare_json else None
-    options = {"meta_params": args.bundle} if args.bundle else {}
+    params = load_meta_params(args.bundle or default_bundle_path())
+    if args.feature_normalization:
+        params = params.with_feature_normalization(args.feature_normalization)
+    options = {"meta_params": params}
     if args.epsilon is not None:
         options["epsilon"] = args.epsilon
     schedule_name = "cosine" if args.cosine else (f"warm-up {args.warmup_steps}" if args.warmup_steps else "constant")
@@ -124,7 +131,8 @@ def main() -> None:
             print(f"  {label:40s} {' '.join(f'{v:.4f}' for v in finite)}   mean {_mean_std(finite)}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"suite": args.suite, "bundle": args.bundle or "shipped default", "runs": rows,
+            json.dump({"suite": args.suite, "bundle": args.bundle or "shipped default",
+                       "feature_normalization": params.feature_normalization, "runs": rows,
                        "suite_runs": comparison, "compare_json": args.compare_json}, f, indent=1)
 
 

@@ -65,7 +65,8 @@ class _BundleModule(tf.Module):
         """w_t = w_{t-1} - α d_t for one flat vector holding ALL coordinates (so norms are global)."""
         direction, state = equations.hyperadam_direction(
             self._weights(), gradient, equations.CoordinateState(h, c, m, v, beta_hat, gamma_hat),
-            *equations.feature_sq_scales([gradient], [m], self._feature_normalization), self._epsilon)
+            *equations.feature_sq_scales([gradient], [m], self._feature_normalization), self._epsilon,
+            equations.feature_clip(self._feature_normalization))
         return {"weights": weights - learning_rate * direction, **state._asdict()}
 
 

@@ -57,7 +57,11 @@ def moment_column_sq_norms(moments: list) -> object:
     return sum(ops.sum(ops.reshape(ops.square(m), (-1, ops.shape(m)[-1])), axis=0) for m in moments)
 
 
-FEATURE_NORMALIZATIONS = ("norm", "rms")
+FEATURE_NORMALIZATIONS = ("norm", "rms", "rms-clip")
+# "rms-clip" bounds each coordinate's ĝ and m' to ±FEATURE_CLIP root mean squares. A coordinate far
+# above the RMS (up to √p of them, e.g. ~340 on CNN-2) otherwise drives the decay logits to where
+# β, γ are exactly 0 or 1 in float32, outside anything meta-training showed the cells.
+FEATURE_CLIP = 10.0
 
 
 def feature_sq_scales(gradients: list, moments: list, feature_normalization: str = "norm") -> tuple:
@@ -65,19 +69,38 @@ def feature_sq_scales(gradients: list, moments: list, feature_normalization: str
 
         "norm" (the paper):  ||g||²,       colnorm_j²         ĝ = g / ||g||         O(1/√p) per coordinate
         "rms":               ||g||² / p,   colnorm_j² / p     ĝ = g / RMS(g) = √p ĝ_norm   O(1) for any p
+        "rms-clip":          as "rms"; then ĝ and m' are clipped to ±FEATURE_CLIP (`feature_clip`)
 
     Both are invariant to the scale of the loss; "rms" is also invariant to the size of the model, so
     the LSTM and the AdamCell see inputs of the same size on every task (a documented variant, not the
     paper's; see README). Returns (scalar, [J]) for `normalized_gradient` and `normalized_moment`.
     """
-    if feature_normalization not in FEATURE_NORMALIZATIONS:
-        raise ValueError(f"feature_normalization must be one of {FEATURE_NORMALIZATIONS}, "
-                         f"got {feature_normalization!r}")
+    _check_feature_normalization(feature_normalization)
     grad_sq, col_sq = gradient_sq_norm(gradients), moment_column_sq_norms(moments)
-    if feature_normalization == "rms":
+    if feature_normalization in ("rms", "rms-clip"):
         count = ops.cast(sum(ops.size(g) for g in gradients), grad_sq.dtype)
         grad_sq, col_sq = grad_sq / count, col_sq / count
     return grad_sq, col_sq
+
+
+def _check_feature_normalization(feature_normalization: str) -> None:
+    if feature_normalization not in FEATURE_NORMALIZATIONS:
+        raise ValueError(f"feature_normalization must be one of {FEATURE_NORMALIZATIONS}, "
+                         f"got {feature_normalization!r}")
+
+
+def feature_clip(feature_normalization: str) -> float | None:
+    """The bound on every coordinate's |ĝ| and |m'| under `feature_normalization` (None: unbounded)."""
+    _check_feature_normalization(feature_normalization)
+    return FEATURE_CLIP if feature_normalization == "rms-clip" else None
+
+
+def normalized_features(gradient, m, grad_sq_norm, column_sq_norms, clip: float | None = None) -> tuple:
+    """(ĝ, m'_{t-1}) of `normalized_gradient` and `normalized_moment`, each clipped to ±clip when given."""
+    g_hat, m_prime = normalized_gradient(gradient, grad_sq_norm), normalized_moment(m, column_sq_norms)
+    if clip is None:
+        return g_hat, m_prime
+    return ops.clip(g_hat, -clip, clip), ops.clip(m_prime, -clip, clip)
 
 
 def normalized_gradient(gradient, grad_sq_norm):
@@ -183,18 +206,18 @@ def combine_candidates(weights, candidates):
 
 
 def hyperadam_direction(meta: MetaWeights, gradient, state: CoordinateState, grad_sq_norm,
-                        moment_col_sq_norms, epsilon):
+                        moment_col_sq_norms, epsilon, feature_clip: float | None = None):
     """One HyperAdam step for n coordinates: returns (d_t [n], new CoordinateState).
 
     The caller applies w_t = w_{t-1} - α d_t. `grad_sq_norm` (scalar) and `moment_col_sq_norms`
-    ([J], of m_{t-1}) must be the global reductions over every coordinate updated in this step.
+    ([J], of m_{t-1}) must be the global reductions over every coordinate updated in this step
+    (`feature_sq_scales`), and `feature_clip` the bound of the same normalization (`feature_clip()`).
     """
-    x = preprocess(normalized_gradient(gradient, grad_sq_norm), meta.preprocess_kernel,
-                   meta.preprocess_bias)
+    g_hat, m_prime = normalized_features(gradient, state.m, grad_sq_norm, moment_col_sq_norms, feature_clip)
+    x = preprocess(g_hat, meta.preprocess_kernel, meta.preprocess_bias)
     h, c = state_cell(x, state.h, state.c, meta.state_cell_kernel, meta.state_cell_bias)
     beta_logits, gamma_logits = adam_cell_decay_logits(
-        normalized_moment(state.m, moment_col_sq_norms), h, meta.beta_kernel, meta.beta_bias,
-        meta.gamma_kernel, meta.gamma_bias)
+        m_prime, h, meta.beta_kernel, meta.beta_bias, meta.gamma_kernel, meta.gamma_bias)
     # 1 - σ(z) = σ(-z), computed directly: exact to float32 precision even for γ close to 1.
     m, v, beta_hat, gamma_hat = adam_cell_moments(
         gradient, state.m, state.v, state.beta_hat, state.gamma_hat, ops.sigmoid(beta_logits),

@@ -75,13 +75,13 @@ def gate_statistics(params: MetaParams, task, seed: int = 0, steps: int = 20, le
         losses.append(float(loss))
         grad_sq_norm, col_sq_norms = equations.feature_sq_scales(grads, [s.m for s in opt_state],
                                                                  params.feature_normalization)
+        clip = equations.feature_clip(params.feature_normalization)
         for g, s in zip(grads, opt_state):
-            x = equations.preprocess(equations.normalized_gradient(g, grad_sq_norm), meta.preprocess_kernel,
-                                     meta.preprocess_bias)
+            g_hat, m_prime = equations.normalized_features(g, s.m, grad_sq_norm, col_sq_norms, clip)
+            x = equations.preprocess(g_hat, meta.preprocess_kernel, meta.preprocess_bias)
             h, _ = equations.state_cell(x, s.h, s.c, meta.state_cell_kernel, meta.state_cell_bias)
             beta, gamma = equations.adam_cell_decay_rates(
-                equations.normalized_moment(s.m, col_sq_norms), h, meta.beta_kernel, meta.beta_bias,
-                meta.gamma_kernel, meta.gamma_bias)
+                m_prime, h, meta.beta_kernel, meta.beta_bias, meta.gamma_kernel, meta.gamma_bias)
             rho = equations.weight_cell(h, meta.weight_kernel, meta.weight_bias).numpy()
             collected["beta"].add(beta.numpy())
             collected["gamma"].add(gamma.numpy())

@@ -14,7 +14,7 @@ Names (also the variable paths inside a bundle) and shapes, with J candidates an
     weight_cell/bias         [J]          b_q
 
 and the feature normalization the arrays were trained with (`equations.feature_sq_scales`): "norm"
-(the paper's, the default) or "rms"; a bundle records it in its meta.json.
+(the paper's, the default), "rms" or "rms-clip"; a bundle records it in its meta.json.
 """
 
 from __future__ import annotations

@@ -92,7 +92,8 @@ class MetaTrainConfig:
     learning_rate: float = 0.005  # α, the optimizee step size
     epsilon: float = 1e-24  # ε of the candidate updates
     # How the LSTM's and AdamCell's inputs are scaled (equations.feature_sq_scales): "norm" (the paper,
-    # O(1/√p) per coordinate) or "rms" (O(1) on models of any size); recorded in the exported bundles.
+    # O(1/√p) per coordinate), "rms" (O(1) on models of any size) or "rms-clip" ("rms" clipped to ±10);
+    # recorded in the exported bundles.
     feature_normalization: str = "norm"
     # The unroll.
     horizon: int = 100  # T: optimizee steps per task

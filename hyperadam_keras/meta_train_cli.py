@@ -40,7 +40,8 @@ HELP: dict[str, str] = {
     "learning_rate": "alpha, the optimizee step size",
     "epsilon": "epsilon of the candidate updates",
     "feature_normalization": "scale of the LSTM's and AdamCell's inputs: norm (the paper: g / ||g|| over all p "
-                             "coordinates, O(1/sqrt p) each) or rms (g / RMS(g), O(1) on any model; a variant)",
+                             "coordinates, O(1/sqrt p) each), rms (g / RMS(g), O(1) on any model; a variant) or rms-clip "
+                             "(rms, each input then clipped to +-10)",
     "horizon": "T, optimizee steps per task (a multiple of --truncation)",
     "truncation": "K, optimizee steps per meta-step (truncated backpropagation)",
     "second_order": "backpropagate through the optimizee gradients too (the paper: first order)",

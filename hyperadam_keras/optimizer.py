@@ -21,29 +21,33 @@ MetaParamsLike = Union[None, str, os.PathLike, MetaParams, dict]
 
 
 def coordinate_update(meta: equations.MetaWeights, gradient, state: list, weights, learning_rate, weight_decay,
-                      grad_sq_norm, moment_col_sq_norms, is_finite, epsilon: float):
+                      grad_sq_norm, moment_col_sq_norms, is_finite, epsilon: float,
+                      feature_clip: float | None = None):
     """Pure update of n flattened coordinates: returns (Δw [n] to subtract, new state list).
 
     Δw = α (d_t + λ w); on a non-finite step (`is_finite` False) Δw = 0 and the state is returned as
     it came, so the step leaves everything untouched.
     """
     direction, new_state = equations.hyperadam_direction(
-        meta, gradient, equations.CoordinateState(*state), grad_sq_norm, moment_col_sq_norms, epsilon)
+        meta, gradient, equations.CoordinateState(*state), grad_sq_norm, moment_col_sq_norms, epsilon,
+        feature_clip)
     delta = learning_rate * (direction + weight_decay * weights)
     new_state = [tf.where(is_finite, new, old) for new, old in zip(new_state, state)]
     return tf.where(is_finite, delta, tf.zeros_like(delta)), new_state
 
 
 @functools.lru_cache(maxsize=None)
-def compiled_coordinate_update(num_candidates: int, hidden: int, epsilon: float) -> Callable:
-    """`coordinate_update` compiled with XLA, shared by every optimizer with this J, H and ε.
+def compiled_coordinate_update(num_candidates: int, hidden: int, epsilon: float,
+                               feature_clip: float | None = None) -> Callable:
+    """`coordinate_update` compiled with XLA, shared by every optimizer with this J, H, ε and feature clip.
 
     The meta-parameters are arguments, not constants baked into the graph, so a new optimizer
     instance reuses the compiled program of an earlier one instead of paying for another XLA
     compile; only the number of coordinates varies between calls (`reduce_retracing`).
     """
     del num_candidates, hidden  # cache keys: one function per (J, H) keeps the traced J, H static
-    return tf.function(functools.partial(coordinate_update, epsilon=epsilon), jit_compile=True,
+    return tf.function(functools.partial(coordinate_update, epsilon=epsilon, feature_clip=feature_clip),
+                       jit_compile=True,
                        reduce_retracing=True)
 
 
@@ -206,8 +210,9 @@ class HyperAdam(keras.optimizers.Optimizer):
         decay = 0.0
         if self.weight_decay is not None and self._use_weight_decay(variable):
             decay = self.weight_decay
-        update = (compiled_coordinate_update(J, H, self.epsilon) if self.jit_compile
-                  else functools.partial(coordinate_update, epsilon=self.epsilon))
+        clip = equations.feature_clip(self.meta_params.feature_normalization)
+        update = (compiled_coordinate_update(J, H, self.epsilon, clip) if self.jit_compile
+                  else functools.partial(coordinate_update, epsilon=self.epsilon, feature_clip=clip))
         delta, new_state = update(
             equations.MetaWeights(*(tf.constant(a) for a in self.meta_params.weights())),
             tf.reshape(tf.cast(gradient, _STATE_DTYPE), (-1,)), state,

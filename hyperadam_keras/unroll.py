@@ -93,9 +93,11 @@ def hyperadam_update(meta: equations.MetaWeights, params: Sequence[tf.Tensor], g
     flat_grads = [tf.reshape(g, [-1]) for g in grads]
     grad_sq_norm, moment_col_sq_norms = equations.feature_sq_scales(
         flat_grads, [s.m for s in opt_state], feature_normalization)
+    clip = equations.feature_clip(feature_normalization)
     new_params, new_states = [], []
     for p, g, s in zip(params, flat_grads, opt_state):
-        direction, new_s = equations.hyperadam_direction(meta, g, s, grad_sq_norm, moment_col_sq_norms, epsilon)
+        direction, new_s = equations.hyperadam_direction(meta, g, s, grad_sq_norm, moment_col_sq_norms, epsilon,
+                                                         clip)
         new_params.append(p - tf.cast(learning_rate, p.dtype) * tf.reshape(direction, tf.shape(p)))
         new_states.append(new_s)
     return new_params, new_states

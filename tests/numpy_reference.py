@@ -58,7 +58,8 @@ def reference_step(arrays: Mapping[str, np.ndarray], weights: np.ndarray, gradie
     `arrays` are the meta-parameters keyed by the bundle names (`preprocess/kernel`, ...).
     Returns (new weights [p], new state dict, direction d_t [p]); a `gates` dict receives this step's
     β, γ and ρ ([p, J] each). `feature_normalization` "rms" divides g and every column of m_{t-1} by
-    their root mean square over the p coordinates instead of their norm.
+    their root mean square over the p coordinates instead of their norm; "rms-clip" then clips both
+    to ±10.
     """
     a = {name: np.asarray(value, np.float64) for name, value in arrays.items()}
     g = np.asarray(gradient, np.float64).reshape(-1)
@@ -69,8 +70,9 @@ def reference_step(arrays: Mapping[str, np.ndarray], weights: np.ndarray, gradie
     H = a["preprocess/bias"].shape[0]
 
     # Preprocessing: each scalar ĝ_i becomes an H-vector.
-    per = g.size if feature_normalization == "rms" else 1  # mean square instead of sum of squares
-    g_hat = g / np.sqrt(np.dot(g, g) / per + NORM_EPS)
+    per = g.size if feature_normalization in ("rms", "rms-clip") else 1  # mean square, not sum of squares
+    bound = 10.0 if feature_normalization == "rms-clip" else np.inf  # |ĝ|, |m'| ≤ 10 RMS
+    g_hat = np.clip(g / np.sqrt(np.dot(g, g) / per + NORM_EPS), -bound, bound)
     x = _elu(g_hat[:, None] * a["preprocess/kernel"][0][None, :] + a["preprocess/bias"][None, :])
 
     # StateCell: a standard LSTM. Kernel rows 0..H-1 act on x, rows H..2H-1 on h_{t-1}.
@@ -82,7 +84,7 @@ def reference_step(arrays: Mapping[str, np.ndarray], weights: np.ndarray, gradie
 
     # AdamCell: decay rates from the column-normalized previous moment and the task state.
     col_norm = np.sqrt(np.sum(m_prev ** 2, axis=0) / per + NORM_EPS)  # [J], over all p coordinates
-    m_norm = m_prev / col_norm[None, :]
+    m_norm = np.clip(m_prev / col_norm[None, :], -bound, bound)
     J = m_prev.shape[1]
     beta = _sigmoid(m_norm @ a["adam_cell/beta_kernel"][:J] + h @ a["adam_cell/beta_kernel"][J:]
                     + a["adam_cell/beta_bias"])

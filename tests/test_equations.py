@@ -49,6 +49,8 @@ def optimizer_state(optimizer, variables):
     (20, 20, 0.3, 0.05, "norm"),   # the paper's size, with decoupled weight decay
     (5, 3, 1.0, 0.0, "rms"),       # the feature-normalization variant, XLA-free
     (20, 20, 0.3, 0.0, "rms"),     # ... and XLA-compiled
+    (5, 3, 1.0, 0.0, "rms-clip"),  # the clipped variant (the test checks that the clip binds), XLA-free
+    (20, 20, 0.3, 0.0, "rms-clip"),  # ... and XLA-compiled
 ])
 def test_optimizer_matches_numpy_reference_over_steps(mnist, num_candidates, hidden, scale, weight_decay,
                                                       normalization):
@@ -66,9 +68,13 @@ def test_optimizer_matches_numpy_reference_over_steps(mnist, num_candidates, hid
     w0 = ref.flatten([v.numpy() for v in variables])
     w_ref = w0.copy()
     state = ref.zero_state(w0.size, num_candidates, hidden)
+    unclipped = ref.zero_state(w0.size, num_candidates, hidden)
     for step in range(6):
         grads = gradients(model, x[64 * step:64 * (step + 1)], y[64 * step:64 * (step + 1)])
         optimizer.apply_gradients(zip([tf.constant(g) for g in grads], variables))
+        if normalization == "rms-clip":  # the same step without the clip, from the same state
+            _, unclipped, _ = ref.reference_step(params.arrays(), w_ref, ref.flatten(grads), state, lr,
+                                                 feature_normalization="rms")
         w_ref, state, _ = ref.reference_step(params.arrays(), w_ref, ref.flatten(grads), state, lr,
                                              weight_decay=weight_decay, feature_normalization=normalization)
         w_opt = ref.flatten([v.numpy() for v in variables])
@@ -80,6 +86,8 @@ def test_optimizer_matches_numpy_reference_over_steps(mnist, num_candidates, hid
             assert ref.rel_err(got[name], state[name]) < TOL, f"step {step}: slot {name}"
     # The check has teeth: per-variable norms (instead of global ones) would give another update.
     assert np.linalg.norm(w_ref - w0) > 0
+    if normalization == "rms-clip":  # some features exceeded the bound, so the clip was tested
+        assert ref.rel_err(unclipped["h"], state["h"]) > 100 * TOL
 
 
 def test_per_variable_norms_would_differ(mnist):
@@ -115,6 +123,21 @@ def test_rms_normalization_makes_the_update_independent_of_the_model_size():
 
     np.testing.assert_allclose(final_weights("rms", 2), final_weights("rms", 1), rtol=1e-6, atol=1e-7)
     assert np.abs(final_weights("norm", 2) - final_weights("norm", 1)).max() > 1e-4
+
+
+def test_rms_clip_bounds_an_outlier_feature_and_leaves_the_rest():
+    """Hand-derivable: g = (1000, 1 × 100) has RMS sqrt((10⁶ + 100) / 101) ≈ 99.55, so the outlier's
+    ĝ ≈ 10.05 is clipped to 10 and every other ĝ = 1 / RMS is left as it is; likewise a moment column."""
+    g = np.array([1000.0] + [1.0] * 100, np.float32)
+    m = np.stack([g, -g], axis=1)
+    rms = np.sqrt((1e6 + 100) / 101)
+    for normalization, first in (("rms", 1000 / rms), ("rms-clip", 10.0)):
+        g_sq, col_sq = equations.feature_sq_scales([tf.constant(g)], [tf.constant(m)], normalization)
+        g_hat, m_prime = equations.normalized_features(tf.constant(g), tf.constant(m), g_sq, col_sq,
+                                                       equations.feature_clip(normalization))
+        np.testing.assert_allclose(g_hat.numpy(), [first] + [1 / rms] * 100, rtol=1e-5)
+        np.testing.assert_allclose(m_prime.numpy(), np.stack([g_hat.numpy(), -g_hat.numpy()], axis=1), rtol=1e-5)
+    assert equations.feature_clip("rms") is None is equations.feature_clip("norm")
 
 
 def test_feature_sq_scales_rejects_unknown_normalization():

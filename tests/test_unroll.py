@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import numpy_reference as ref
 from hyperadam_keras import HyperAdam, random_meta_params
 from hyperadam_keras import unroll as U
 
@@ -186,3 +187,30 @@ def test_log_objective_is_the_mean_log_loss_and_its_gradient_matches_finite_diff
         assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-9)
     # It is a different objective: the gradients are not those of the plain mean.
     assert max(float(np.max(np.abs(a.numpy() - b.numpy()))) for a, b in zip(grads, plain_grads)) > 1e-6
+
+
+@pytest.mark.parametrize("normalization", ["rms", "rms-clip"])
+def test_unroll_update_clips_features_like_the_reference(normalization):
+    """`unroll.hyperadam_update` (the meta-trainer's step) on two tensors, one holding an outlier gradient
+    (ĝ ≈ 14 RMS over p = 200), against the float64 reference: "rms-clip" clips it, "rms" does not."""
+    params = random_meta_params(5, 3, seed=2, scale=1.0).with_feature_normalization(normalization)
+    rng = np.random.default_rng(4)
+    w = [rng.normal(size=(10, 15)).astype(np.float32), rng.normal(size=50).astype(np.float32)]
+    meta = U.meta_variables(params, trainable=False)
+    state = U.init_unroll_state([tf.constant(x) for x in w], 5, 3)
+    weights, opt_state = state.params, state.opt_state
+    flat = ref.flatten(w)
+    ref_state = {k: ref.zero_state(flat.size, 5, 3) for k in ("rms", "rms-clip")}
+    ref_w = {k: flat.astype(np.float64) for k in ref_state}
+    for _ in range(3):
+        g = [rng.normal(0, 0.1, x.shape).astype(np.float32) for x in w]
+        g[1][0] = 100 * np.abs(ref.flatten(g)).mean()
+        weights, opt_state = U.hyperadam_update(meta, weights, [tf.constant(x) for x in g], opt_state, 0.01,
+                                                feature_normalization=normalization)
+        for k in ref_state:
+            ref_w[k], ref_state[k], _ = ref.reference_step(params.arrays(), ref_w[k], ref.flatten(g), ref_state[k],
+                                                           0.01, feature_normalization=k)
+    got = ref.flatten([x.numpy() for x in weights])
+    assert ref.rel_err(got - flat, ref_w[normalization] - flat) < 1e-5
+    other = "rms" if normalization == "rms-clip" else "rms-clip"
+    assert ref.rel_err(got - flat, ref_w[other] - flat) > 1e-3  # the clip changed the update
