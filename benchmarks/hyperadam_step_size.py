@@ -122,7 +122,8 @@ def main() -> None:
                 losses.append(run.final_loss)
                 rows.append({"task": spec.name, "steps": steps, "learning_rate": lr, "schedule": schedule_name,
                              "warmup_steps": args.warmup_steps, "epsilon": trainer.optimizer.epsilon, "seed": seed,
-                             "final_loss": run.final_loss, "test": run.test, "seconds": round(run.seconds, 1)})
+                             "final_loss": run.final_loss, "test": run.test, "seconds": round(run.seconds, 1),
+                             "minibatch_loss_every_100_steps": [float(x) for x in run.curve[::100]]})
                 print(f"{spec.name} lr {lr:g} seed {seed}: final loss {run.final_loss:.4g}, test {run.test}", flush=True)
             print(f"{spec.name} lr {lr:g}, {schedule_name}, ε {trainer.optimizer.epsilon:g}, {steps} steps: "
                   f"mean final loss {_mean_std(losses)}", flush=True)
