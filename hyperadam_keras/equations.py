@@ -71,8 +71,8 @@ def feature_sq_scales(gradients: list, moments: list, feature_normalization: str
         "rms":               ||g||² / p,   colnorm_j² / p     ĝ = g / RMS(g) = √p ĝ_norm   O(1) for any p
         "rms-clip":          as "rms"; then ĝ and m' are clipped to ±FEATURE_CLIP (`feature_clip`)
 
-    Both are invariant to the scale of the loss; "rms" is also invariant to the size of the model, so
-    the LSTM and the AdamCell see inputs of the same size on every task (a documented variant, not the
+    All are invariant to the scale of the loss; "rms" and "rms-clip" also to the size of the model, so
+    the LSTM and the AdamCell see inputs of the same size on every task (documented variants, not the
     paper's; see README). Returns (scalar, [J]) for `normalized_gradient` and `normalized_moment`.
     """
     _check_feature_normalization(feature_normalization)

@@ -47,8 +47,7 @@ def compiled_coordinate_update(num_candidates: int, hidden: int, epsilon: float,
     """
     del num_candidates, hidden  # cache keys: one function per (J, H) keeps the traced J, H static
     return tf.function(functools.partial(coordinate_update, epsilon=epsilon, feature_clip=feature_clip),
-                       jit_compile=True,
-                       reduce_retracing=True)
+                       jit_compile=True, reduce_retracing=True)
 
 
 def resolve_meta_params(meta_params: MetaParamsLike) -> MetaParams:
