@@ -75,7 +75,7 @@ def feature_sq_scales(gradients: list, moments: list, feature_normalization: str
     the LSTM and the AdamCell see inputs of the same size on every task (documented variants, not the
     paper's; see README). Returns (scalar, [J]) for `normalized_gradient` and `normalized_moment`.
     """
-    _check_feature_normalization(feature_normalization)
+    check_feature_normalization(feature_normalization)
     grad_sq, col_sq = gradient_sq_norm(gradients), moment_column_sq_norms(moments)
     if feature_normalization in ("rms", "rms-clip"):
         count = ops.cast(sum(ops.size(g) for g in gradients), grad_sq.dtype)
@@ -83,7 +83,8 @@ def feature_sq_scales(gradients: list, moments: list, feature_normalization: str
     return grad_sq, col_sq
 
 
-def _check_feature_normalization(feature_normalization: str) -> None:
+def check_feature_normalization(feature_normalization: str) -> None:
+    """Raises ValueError unless `feature_normalization` is one of `FEATURE_NORMALIZATIONS`."""
     if feature_normalization not in FEATURE_NORMALIZATIONS:
         raise ValueError(f"feature_normalization must be one of {FEATURE_NORMALIZATIONS}, "
                          f"got {feature_normalization!r}")
@@ -91,7 +92,7 @@ def _check_feature_normalization(feature_normalization: str) -> None:
 
 def feature_clip(feature_normalization: str) -> float | None:
     """The bound on every coordinate's |ĝ| and |m'| under `feature_normalization` (None: unbounded)."""
-    _check_feature_normalization(feature_normalization)
+    check_feature_normalization(feature_normalization)
     return FEATURE_CLIP if feature_normalization == "rms-clip" else None
 
 

@@ -130,9 +130,7 @@ class MetaTrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.meta_optimizer not in ("adam", "sgd"):
             raise ValueError(f"meta_optimizer must be 'adam' or 'sgd', got {self.meta_optimizer!r}")
-        if self.feature_normalization not in equations.FEATURE_NORMALIZATIONS:
-            raise ValueError(f"feature_normalization must be one of {equations.FEATURE_NORMALIZATIONS}, "
-                             f"got {self.feature_normalization!r}")
+        equations.check_feature_normalization(self.feature_normalization)
         if self.meta_objective not in META_OBJECTIVES:
             raise ValueError(f"meta_objective must be one of {META_OBJECTIVES}, got {self.meta_objective!r}")
         if self.validation_metric not in VALIDATION_METRICS:
