@@ -1,16 +1,19 @@
 """HyperAdam (the shipped bundle, or --bundle) at other step sizes or under a schedule, on tasks of a suite.
 
-The suites measure the default: a constant step of 0.005 (an effective 5 × 0.005 with the shipped bundle's
-candidate weights). This shows, seed by seed, what a user-side change does: a smaller or larger step (CNN-2,
-where the default fails), a linear warm-up to it, a cosine decay over the run (the 10,000-step tasks, where
-the constant step loses to tuned Adam), another ε, or a bundle under another feature normalization
-(`--feature-normalization rms-clip` on an "rms" bundle). With --compare-json, the suite's own runs of the same
-seeds (final losses are deterministic per seed) are printed and stored beside them.
+The suites measure the default: a step of 0.005 (an effective 5 × 0.005 with the shipped bundle's candidate
+weights) for 100 steps, then decaying as 1/√t (`decay_after=100`). This shows, seed by seed, what a change
+does: a smaller or larger step (CNN-2, where the default fails), a linear warm-up to it, a cosine decay over
+the run, another `decay_after` or none (`--decay-after none`: the paper's constant step), another ε, or a
+bundle under another feature normalization (`--feature-normalization rms-clip` on an "rms" bundle). With
+--compare-json, the suite's own runs of the same seeds (final losses are deterministic per seed) are printed
+and stored beside them.
 
     python benchmarks/hyperadam_step_size.py --suite paper-cnn --task cnn-2 --lr 0.005 0.002 --seeds 1 2
     python benchmarks/hyperadam_step_size.py --suite paper-cnn --task cnn-2 --warmup-steps 10 --seeds 0 1
     python benchmarks/hyperadam_step_size.py --suite paper-cnn --task cnn-2 --lr 0.005 --epsilon 1e-7
-    python benchmarks/hyperadam_step_size.py --suite paper-long --task all --lr 0.005 --cosine --seeds 0 1 \\
+    python benchmarks/hyperadam_step_size.py --suite paper-long --task all --decay-after none --seeds 0 1
+    python benchmarks/hyperadam_step_size.py --suite paper-long --task all --lr 0.005 --cosine --decay-after none \\
+        --seeds 0 1 \\
         --compare-json benchmarks/paper-long/paper-long.json --json benchmarks/paper-long/long_schedule.json
 """
 
@@ -28,6 +31,7 @@ import numpy as np  # noqa: E402
 from hyperadam_keras import HyperAdam, default_bundle_path, load_meta_params  # noqa: E402
 from hyperadam_keras.equations import FEATURE_NORMALIZATIONS  # noqa: E402
 from hyperadam_keras.evaluate import Trainer  # noqa: E402
+from hyperadam_keras.schedules import DEFAULT_DECAY_AFTER, check_decay_after  # noqa: E402
 from hyperadam_keras.suites import build_task, get_suite  # noqa: E402
 
 
@@ -52,6 +56,16 @@ def step_schedule(learning_rate: float, steps: int, warmup_steps: int = 0, cosin
     if cosine:
         return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
     return LinearWarmup(learning_rate, warmup_steps) if warmup_steps else learning_rate
+
+
+def decay_after_argument(text: str) -> int | None:
+    """--decay-after: a number of steps, or 'none'."""
+    if text.lower() == "none":
+        return None
+    try:
+        return check_decay_after(int(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected 'none' or an integer >= 1, got {text!r}") from error
 
 
 def suite_runs(suite_json: dict, task_name: str, steps: int, seeds: list[int]) -> dict[str, list[float | None]]:
@@ -82,6 +96,9 @@ def main() -> None:
     parser.add_argument("--warmup-steps", type=int, default=0,
                         help="rise linearly to each step size over this many steps (default 0: constant)")
     parser.add_argument("--cosine", action="store_true", help="decay each step size to 0 over the run (cosine)")
+    parser.add_argument("--decay-after", type=decay_after_argument, default=DEFAULT_DECAY_AFTER,
+                        help="HyperAdam's decay_after: steps at the full step before it decays as 1/√t, or "
+                             f"'none' (constant) (default: the optimizer's, {DEFAULT_DECAY_AFTER})")
     parser.add_argument("--epsilon", type=float, default=None, help="HyperAdam's ε (default: the optimizer's)")
     parser.add_argument("--bundle", default=None, help="meta-parameter bundle (default: the shipped one)")
     parser.add_argument("--feature-normalization", choices=FEATURE_NORMALIZATIONS, default=None,
@@ -104,10 +121,12 @@ def main() -> None:
     params = load_meta_params(args.bundle or default_bundle_path())
     if args.feature_normalization:
         params = params.with_feature_normalization(args.feature_normalization)
-    options = {"meta_params": params}
+    options = {"meta_params": params, "decay_after": args.decay_after}
     if args.epsilon is not None:
         options["epsilon"] = args.epsilon
     schedule_name = "cosine" if args.cosine else (f"warm-up {args.warmup_steps}" if args.warmup_steps else "constant")
+    if args.decay_after is not None:
+        schedule_name += f", then 1/√t after {args.decay_after}"
     rows, comparison = [], {}
     for spec in specs:
         task, steps = build_task(spec), args.steps or spec.num_steps(False)
@@ -121,7 +140,8 @@ def main() -> None:
                 run = trainer.run(seed, steps, learning_rate=None)  # the optimizer's own rate or schedule
                 losses.append(run.final_loss)
                 rows.append({"task": spec.name, "steps": steps, "learning_rate": lr, "schedule": schedule_name,
-                             "warmup_steps": args.warmup_steps, "epsilon": trainer.optimizer.epsilon, "seed": seed,
+                             "warmup_steps": args.warmup_steps, "decay_after": args.decay_after,
+                             "epsilon": trainer.optimizer.epsilon, "seed": seed,
                              "final_loss": run.final_loss, "test": run.test, "seconds": round(run.seconds, 1),
                              "minibatch_loss_every_100_steps": [float(x) for x in run.curve[::100]]})
                 print(f"{spec.name} lr {lr:g} seed {seed}: final loss {run.final_loss:.4g}, test {run.test}", flush=True)

@@ -11,7 +11,8 @@ nothing is retraced.
 Protocol (the same for every suite):
 - "final loss" = `task.full_loss` of the final weights (the paper's criterion); the loss curve is
   the per-step minibatch loss.
-- HyperAdam runs at its default step size (0.005), untuned.
+- HyperAdam runs at its defaults, untuned: step size 0.005, decaying as 1/√t after 100 steps
+  (`decay_after=100`; a run of at most 100 steps is the constant-step run).
 - Each baseline is tuned on its grid on *tuning seeds* disjoint from the evaluation seeds
   (`TUNING_SEED_OFFSET + i`), by the mean final loss over those seeds (a non-finite loss counts as
   +inf). When the best rate lies at an edge of the grid, the grid is extended by one grid ratio in
@@ -38,6 +39,8 @@ from typing import Any, Callable, Sequence
 import keras
 import numpy as np
 import tensorflow as tf
+
+from hyperadam_keras.schedules import DEFAULT_DECAY_AFTER, check_decay_after
 
 TUNING_SEED_OFFSET = 10_000
 
@@ -97,8 +100,9 @@ def baseline_spec(name: str, grid: Sequence[float] | None = None) -> OptimizerSp
 
 
 def hyperadam_spec(bundle: str | None = None, label: str | None = None,
-                   learning_rate: float = 0.005) -> OptimizerSpec:
-    """HyperAdam with the bundle at `bundle` (None: the shipped default), untuned at `learning_rate`."""
+                   learning_rate: float = 0.005, decay_after: int | None = DEFAULT_DECAY_AFTER) -> OptimizerSpec:
+    """HyperAdam with the bundle at `bundle` (None: the shipped default), untuned at `learning_rate`,
+    with the optimizer's default `decay_after` unless told otherwise."""
     from hyperadam_keras.bundle import default_bundle_path, read_bundle_metadata
     from hyperadam_keras.optimizer import HyperAdam, resolve_meta_params
 
@@ -112,12 +116,12 @@ def hyperadam_spec(bundle: str | None = None, label: str | None = None,
         label = "HyperAdam" if bundle is None else f"HyperAdam[J={params.num_candidates}]"
 
     def factory(lr: float) -> keras.optimizers.Optimizer:
-        return HyperAdam(learning_rate=lr, meta_params=params)
+        return HyperAdam(learning_rate=lr, meta_params=params, decay_after=decay_after)
 
     return OptimizerSpec(label=label, factory=factory, default_lr=float(learning_rate), grid=(), info={
-        "kind": "hyperadam", "bundle": path, "bundle_is_default": bundle is None,
-        "num_candidates": params.num_candidates, "hidden": params.hidden, "sha256": params.fingerprint(),
-        "trained": metadata.get("trained"), "description": metadata.get("description")})
+        "kind": "hyperadam", "decay_after": check_decay_after(decay_after), "bundle": path,
+        "bundle_is_default": bundle is None, "num_candidates": params.num_candidates, "hidden": params.hidden,
+        "sha256": params.fingerprint(), "trained": metadata.get("trained"), "description": metadata.get("description")})
 
 
 # --- statistics ---------------------------------------------------------------------------------
@@ -385,15 +389,22 @@ def task_identity(spec: Any, steps: int) -> dict:
     return {"kind": spec.kind, "kwargs": spec.kwargs, "steps": int(steps)}
 
 
-def optimizer_identity(spec: OptimizerSpec, optimizer: keras.optimizers.Optimizer) -> dict:
-    """What of an optimizer determines a run besides its learning rate: its class and Keras config
-    (every hyper-parameter: momentum, epsilon, clipping, HyperAdam's epsilon and inner XLA flag...),
-    HyperAdam's meta-parameters by their SHA-256 fingerprint (not the bundle's path, so a copied
-    bundle still hits), and a baseline's label (a custom factory may do more than its config says;
-    HyperAdam's label only names a bundle in the report)."""
+def optimizer_identity(spec: OptimizerSpec, optimizer: keras.optimizers.Optimizer,
+                       steps: int | None = None) -> dict:
+    """What of an optimizer determines a run of `steps` steps besides its learning rate: its class and
+    Keras config (every hyper-parameter: momentum, epsilon, clipping, HyperAdam's epsilon and inner XLA
+    flag...), HyperAdam's meta-parameters by their SHA-256 fingerprint (not the bundle's path, so a
+    copied bundle still hits), and a baseline's label (a custom factory may do more than its config
+    says; HyperAdam's label only names a bundle in the report).
+
+    HyperAdam's `decay_after` is left out where it cannot change the run: None (a constant step, as
+    every run before the option existed) or at least `steps` (its factor is exactly 1 for every step)."""
     config = dict(optimizer.get_config())
     for name in ("name", "learning_rate"):  # the name is cosmetic; the rate is keyed on its own
         config.pop(name, None)
+    if "decay_after" in config and (config["decay_after"] is None
+                                    or (steps is not None and steps <= config["decay_after"])):
+        del config["decay_after"]
     meta_params = getattr(optimizer, "meta_params", None)
     if meta_params is not None and "meta_params" in config:
         config["meta_params"] = {"sha256": meta_params.fingerprint()}
@@ -409,7 +420,7 @@ def optimizer_identity(spec: OptimizerSpec, optimizer: keras.optimizers.Optimize
 # again; an edit that can change a run's numbers must also bump TRAINING_CODE_VERSION, which is part of
 # every run key from version 2 on (version-1 keys predate it and stay valid), so no run cached from the
 # old code is reused.
-TRAINING_CODE_FILES = ("data.py", "equations.py", "optimizer.py", "suites.py", "tasks.py")
+TRAINING_CODE_FILES = ("data.py", "equations.py", "optimizer.py", "schedules.py", "suites.py", "tasks.py")
 TRAINING_CODE_VERSION = 1
 
 
@@ -529,7 +540,7 @@ class _Runs:
                  cache: RunCache | None, task_key: dict | None):
         self.trainer, self.steps, self.progress, self.cache = trainer, steps, progress, cache
         self.jit_compile = trainer.jit_compile  # as requested: the trainer's flag turns False on a fallback
-        self.optimizer = optimizer_identity(spec, trainer.optimizer) if cache is not None else None
+        self.optimizer = optimizer_identity(spec, trainer.optimizer, steps) if cache is not None else None
         self.task_key = task_key
         self.xla = trainer.jit_compile
 
@@ -715,7 +726,7 @@ def run_suite(suite: Any, bundles: Sequence[str | None] = (None,), seeds: int | 
                "settings": {"seeds": eval_seeds, "tuning_seeds": tune, "long": long, "chunk_size": chunk_size,
                             "jit_compile": jit_compile, "max_grid_extensions": max_extensions,
                             "tuning": "baselines tuned on tuning seeds disjoint from the evaluation seeds, "
-                                      "by mean final loss; HyperAdam untuned at its default step size",
+                                      "by mean final loss; HyperAdam untuned at its default step size and decay",
                             "std": "sample standard deviation (ddof=1) over seeds with a finite final loss"},
                "tasks": []}
     with tqdm(total=total, unit="step", desc=suite.name, disable=not progress, smoothing=0.05) as bar:

@@ -13,6 +13,7 @@ import tensorflow as tf
 from hyperadam_keras import equations
 from hyperadam_keras.bundle import default_bundle_path, load_meta_params
 from hyperadam_keras.meta_params import MetaParams, MetaParamsError
+from hyperadam_keras.schedules import DEFAULT_DECAY_AFTER, check_decay_after, horizon_decay_factor
 
 SLOT_NAMES = ("h", "c", "m", "v", "beta_hat", "gamma_hat")
 _STATE_DTYPE = "float32"
@@ -81,6 +82,12 @@ class HyperAdam(keras.optimizers.Optimizer):
         meta_params: None (the shipped default bundle), a bundle path, or a `MetaParams`; the update
             uses the feature normalization they were trained with (`MetaParams.feature_normalization`).
         epsilon: ε of the candidate updates (paper: 1e-24).
+        decay_after: T: the step used at the s-th update is α · √(T / max(s, T)): α for the first T
+            updates (the meta-training horizon: 100 for the shipped bundle and the paper), then decaying
+            as 1/√s, so that runs much longer than the meta-training horizon settle
+            (`schedules.horizon_decay_factor`). It multiplies whatever `learning_rate` is, a schedule
+            included; s counts applied updates (with gradient accumulation, not micro-steps). None: α
+            as given at every step (the paper's constant step).
         skip_nonfinite: if True, a step whose gradients contain NaN or inf leaves the weights and
             all optimizer state untouched (the iteration counter still advances).
         jit_compile: compile the per-variable update with XLA (`tf.function(jit_compile=True)`).
@@ -94,6 +101,7 @@ class HyperAdam(keras.optimizers.Optimizer):
         learning_rate: Union[float, Callable, keras.optimizers.schedules.LearningRateSchedule] = 0.005,
         meta_params: MetaParamsLike = None,
         epsilon: float = 1e-24,
+        decay_after: int | None = DEFAULT_DECAY_AFTER,
         skip_nonfinite: bool = True,
         jit_compile: bool = True,
         weight_decay: float | None = None,
@@ -126,6 +134,7 @@ class HyperAdam(keras.optimizers.Optimizer):
             raise ValueError(f"epsilon must be >= 0, got {epsilon}")
         self.meta_params = resolve_meta_params(meta_params)
         self.epsilon = float(epsilon)
+        self.decay_after = check_decay_after(decay_after)
         self.skip_nonfinite = bool(skip_nonfinite)
         self.jit_compile = bool(jit_compile)
 
@@ -172,6 +181,8 @@ class HyperAdam(keras.optimizers.Optimizer):
         trainable_variables = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
         grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
         grads_and_vars = self._all_reduce_sum_gradients(list(zip(grads, trainable_variables)))
+        learning_rate = tf.cast(learning_rate, _STATE_DTYPE) * horizon_decay_factor(
+            self._update_count(), self.decay_after)
         grads = [tf.cast(g, _STATE_DTYPE) for g, _ in grads_and_vars]
         # Global reductions of the paper, once per step, over all variables updated in this step.
         moments = [self._slots["m"][self._get_variable_index(v)] for _, v in grads_and_vars]
@@ -187,6 +198,11 @@ class HyperAdam(keras.optimizers.Optimizer):
             self._distributed_update, self._distribution_strategy,
             [(g, v) for g, (_, v) in zip(grads, grads_and_vars)],
             learning_rate, grad_sq_norm, moment_col_sq_norms, is_finite)
+
+    def _update_count(self):
+        """s of the update being applied: `iterations` counts applied updates (with gradient accumulation,
+        Keras divides its micro-step counter), and advances after this one."""
+        return tf.cast(self.iterations, tf.int64) + 1
 
     def _distributed_update(self, distribution, grads_and_vars, learning_rate, grad_sq_norm,
                             moment_col_sq_norms, is_finite):
@@ -228,6 +244,7 @@ class HyperAdam(keras.optimizers.Optimizer):
         config.update({
             "meta_params": self.meta_params.to_config(),
             "epsilon": self.epsilon,
+            "decay_after": self.decay_after,
             "skip_nonfinite": self.skip_nonfinite,
             "jit_compile": self.jit_compile,
         })

@@ -97,8 +97,14 @@ def _bundle_lines(results: dict) -> list[str]:
                                                                                       "training status unknown")
             lines.append(f"- {label}: bundle `{info.get('bundle')}` (J = {info.get('num_candidates')}, "
                          f"H = {info.get('hidden')}, sha256 {str(info.get('sha256'))[:12]}…), {trained}; "
-                         f"step size {fmt_lr(r['learning_rate'])}, untuned.")
+                         f"step size {fmt_lr(r['learning_rate'])}{_decay_text(info.get('decay_after'))}, untuned.")
     return lines
+
+
+def _decay_text(decay_after: int | None) -> str:
+    if decay_after is None:  # also every report written before the option existed
+        return " (constant)"
+    return f" for the first {decay_after} steps, then decaying as 1/√t (`decay_after={decay_after}`)"
 
 
 def final_loss_table(results: dict) -> str:

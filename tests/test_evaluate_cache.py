@@ -186,6 +186,23 @@ def test_optimizer_identity_holds_hyper_parameters_and_the_meta_parameters_finge
     assert identity["class"].endswith("SGD")
 
 
+def test_decay_after_is_keyed_only_where_it_can_change_the_run():
+    """A run of at most `decay_after` steps, or with no decay, is the constant-step run (bit for bit:
+    tests/test_optimizer.py), so it keeps the key it had before the option existed; longer runs differ."""
+    default, constant = evaluate.hyperadam_spec(None), evaluate.hyperadam_spec(None, decay_after=None)
+    assert default.info["decay_after"] == 100 and constant.info["decay_after"] is None
+
+    def identity(spec, steps):
+        return evaluate.optimizer_identity(spec, spec.factory(0.005), steps)
+
+    assert "decay_after" not in identity(constant, 10_000)["config"]
+    assert identity(default, 100) == identity(constant, 100) == identity(constant, 10_000)
+    assert identity(default, 101)["config"]["decay_after"] == 100
+    assert identity(default, 101) != identity(constant, 101)
+    shorter = evaluate.hyperadam_spec(None, decay_after=50)
+    assert identity(shorter, 100)["config"]["decay_after"] == 50 and identity(shorter, 50) == identity(constant, 50)
+
+
 def test_cli_cache_dir(tmp_path, capsys, trained):
     with pytest.raises(SystemExit):
         cli.main(["evaluate", "--help"])
@@ -206,8 +223,10 @@ def test_cli_cache_dir(tmp_path, capsys, trained):
 
 
 # The SHA-256 of evaluate.TRAINING_CODE_FILES recorded for evaluate.TRAINING_CODE_VERSION (1). Re-recorded
-# without a bump for the "rms-clip" feature normalization: "norm" and "rms" runs are op for op the same.
-TRAINING_CODE_SHA256 = "61c265646bdda47459fa3f770f728e296ff9f9e5ac63ea4292bae59c55d7f737"
+# without a bump for the "rms-clip" feature normalization: "norm" and "rms" runs are op for op the same; and
+# for `decay_after` (schedules.py added to the files): a run it can change is keyed by it
+# (`optimizer_identity`), every other run is the constant-step run bit for bit.
+TRAINING_CODE_SHA256 = "689ae7a68bb8fe0283a36af8287aced0cf0b622b2c858168c22509b3926f609f"
 
 
 def test_the_training_code_is_the_one_the_cache_version_was_recorded_for():

@@ -419,3 +419,72 @@ def test_optimizer_memory():
     built = optimizer_memory(model, optimizer=opt)
     measured = sum(int(np.prod(s.shape)) * 4 for v in model.trainable_variables for s in opt.slots(v).values())
     assert built["state_bytes"] == measured == p * 4 * (2 * H + 4 * J)
+
+
+# --- the step decay beyond the meta-training horizon (decay_after) ----------------------------------
+
+def apply_steps(opt, variables, grad_steps):
+    """Applies every step's gradients in turn; returns the flat weights after the last."""
+    for step in grad_steps:
+        opt.apply_gradients(zip([tf.constant(g) for g in step], variables))
+    return weights_of(variables)
+
+
+def test_horizon_decay_factor_by_hand():
+    from hyperadam_keras.schedules import check_decay_after, horizon_decay_factor
+
+    got = [float(horizon_decay_factor(s, 4)) for s in (1, 2, 4, 9, 16, 100)]
+    np.testing.assert_allclose(got, [1.0, 1.0, 1.0, 2 / 3, 0.5, 0.2], rtol=1e-7)
+    assert float(horizon_decay_factor(10_000, None)) == 1.0
+    assert float(horizon_decay_factor(4, 4)) == 1.0  # exactly: runs within the horizon are unchanged
+    assert check_decay_after(None) is None and check_decay_after(100) == 100 and check_decay_after(3.0) == 3
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match="decay_after"):
+            check_decay_after(bad)
+    with pytest.raises(ValueError, match="decay_after"):
+        HyperAdam(meta_params=PARAMS, decay_after=0)
+
+
+def test_decay_after_follows_the_reference_with_a_decayed_step():
+    """α √(T / max(s, T)) at the s-th update: for T = 2, α, α, α√(2/3), α√(1/2), α√(2/5)."""
+    grads = gradient_sequence(5, seed=11)
+    model = small_model()
+    w0 = weights_of(model.trainable_variables)
+    opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False, decay_after=2)
+    w = apply_steps(opt, model.trainable_variables, grads)
+    expected, _ = reference_run(w0, grads, [0.01 * np.sqrt(2 / max(s, 2)) for s in range(1, 6)])
+    constant, _ = reference_run(w0, grads, [0.01] * 5)
+    assert ref.rel_err(w - w0, expected[-1] - w0) < TOL and ref.rel_err(w - w0, constant[-1] - w0) > 0.02
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_runs_within_decay_after_are_bit_identical_to_the_constant_step(jit_compile):
+    grads = gradient_sequence(4, seed=12)
+    runs = {}
+    for decay_after in (3, None):
+        model = small_model()
+        opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=jit_compile, decay_after=decay_after)
+        runs[decay_after] = [apply_steps(opt, model.trainable_variables, [step]) for step in grads]
+    for step in range(3):
+        np.testing.assert_array_equal(runs[3][step], runs[None][step])
+    assert np.abs(runs[3][3] - runs[None][3]).max() > 0  # the 4th update is past T = 3
+
+
+def test_decay_after_counts_updates_not_accumulation_micro_steps():
+    """4 micro-steps with accumulation 2 are 2 updates: the second at α√(1/2) for T = 1, as a plain
+    optimizer applying the two averaged gradients."""
+    grads = gradient_sequence(4, seed=13)
+    model, single = small_model(), small_model()
+    opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False, decay_after=1,
+                    gradient_accumulation_steps=2)
+    single_opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False, decay_after=1)
+    mean = [[np.mean([s[k] for s in pair], axis=0) for k in range(4)] for pair in (grads[:2], grads[2:])]
+    w = apply_steps(opt, model.trainable_variables, grads)
+    want = apply_steps(single_opt, single.trainable_variables, mean)
+    w0 = weights_of(small_model().trainable_variables)
+    assert ref.rel_err(w - w0, want - w0) < TOL
+    # counting micro-steps instead would decay the second update by √(1/4)
+    expected, _ = reference_run(w0, mean, [0.01, 0.01 * np.sqrt(1 / 2)])
+    wrong, _ = reference_run(w0, mean, [0.01, 0.01 * np.sqrt(1 / 4)])
+    assert ref.rel_err(w - w0, expected[-1] - w0) < TOL
+    assert ref.rel_err(w - w0, wrong[-1] - w0) > 0.01

@@ -63,6 +63,11 @@ def test_report_files_hold_the_json_numbers(results, tmp_path):
     assert report.fmt_stats(hyper["test"]["test_loss"]) in test_row
     assert "3 evaluation seeds (0..2)" in markdown and "1 separate tuning seeds (10000)" in markdown
     assert "meta-trained" in markdown and "hyperadam-keras evaluate --suite tiny-report" in markdown
+    assert "step size 0.005 for the first 100 steps, then decaying as 1/√t (`decay_after=100`)" in markdown
+    for info in ({"kind": "hyperadam", "decay_after": None}, {"kind": "hyperadam"}):  # the latter: older JSON
+        constant = json.loads(json.dumps(results))
+        constant["tasks"][0]["results"]["HyperAdam"]["optimizer"] = info
+        assert "step size 0.005 (constant), untuned" in report.suite_markdown(constant)
     assert "run cache" not in markdown  # no --cache-dir
     png = open(paths["curves"], "rb").read()
     assert png.startswith(PNG_MAGIC) and len(png) > 10_000

@@ -27,11 +27,12 @@ def test_config_round_trip_keeps_meta_params(source, bundle_path):
     meta = {"default": None, "path": bundle_path, "memory": PARAMS}[source]
     expected = {"default": load_meta_params(default_bundle_path()), "path": PARAMS, "memory": PARAMS}[source]
     opt = HyperAdam(learning_rate=0.003, meta_params=meta, epsilon=1e-20, skip_nonfinite=False,
-                    jit_compile=False, weight_decay=0.01, global_clipnorm=2.0)
+                    jit_compile=False, weight_decay=0.01, global_clipnorm=2.0, decay_after=7)
     config = json.loads(json.dumps(opt.get_config()))  # plain JSON: what a .keras file stores
     clone = HyperAdam.from_config(config)
     assert clone.meta_params.fingerprint() == expected.fingerprint() == opt.meta_params.fingerprint()
-    assert (clone.epsilon, clone.skip_nonfinite, clone.jit_compile) == (1e-20, False, False)
+    assert (clone.epsilon, clone.skip_nonfinite, clone.jit_compile, clone.decay_after) == (1e-20, False, False, 7)
+    assert HyperAdam.from_config({**config, "decay_after": None}).decay_after is None
     assert clone.weight_decay == 0.01 and clone.global_clipnorm == 2.0
     np.testing.assert_allclose(float(clone.learning_rate), 0.003)
     # registered: generic Keras deserialization finds the class without custom_objects
