@@ -11,12 +11,19 @@ def check_decay_after(decay_after: int | None) -> int | None:
     """`decay_after` as an int ≥ 1, or None (no decay); anything else is a ValueError naming it."""
     if decay_after is None:
         return None
-    if isinstance(decay_after, bool) or not float(decay_after).is_integer() or int(decay_after) < 1:
-        raise ValueError(f"decay_after must be None or an integer number of steps >= 1, got {decay_after!r}")
+    message = f"decay_after must be None or an integer number of steps >= 1, got {decay_after!r}"
+    if isinstance(decay_after, (bool, str)):
+        raise ValueError(message)
+    try:
+        whole = float(decay_after).is_integer()
+    except (TypeError, ValueError) as error:
+        raise ValueError(message) from error
+    if not whole or int(decay_after) < 1:
+        raise ValueError(message)
     return int(decay_after)
 
 
-def horizon_decay_factor(update_count, decay_after: int | None):
+def horizon_decay_factor(update_count: tf.Tensor | int, decay_after: int | None) -> tf.Tensor:
     """√(T / max(s, T)) for the s-th update (s ≥ 1) and T = `decay_after`; 1 when `decay_after` is None.
 
     Meta-training unrolls T steps at a constant α, so the learned update is trained to do well within T

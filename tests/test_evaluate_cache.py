@@ -226,7 +226,7 @@ def test_cli_cache_dir(tmp_path, capsys, trained):
 # without a bump for the "rms-clip" feature normalization: "norm" and "rms" runs are op for op the same; and
 # for `decay_after` (schedules.py added to the files): a run it can change is keyed by it
 # (`optimizer_identity`), every other run is the constant-step run bit for bit.
-TRAINING_CODE_SHA256 = "689ae7a68bb8fe0283a36af8287aced0cf0b622b2c858168c22509b3926f609f"
+TRAINING_CODE_SHA256 = "3a0eb9b9b28a7943d5d60177d5f57894b4aa9e668bb8f2eaff67dfe15f112728"
 
 
 def test_the_training_code_is_the_one_the_cache_version_was_recorded_for():

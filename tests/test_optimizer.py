@@ -438,7 +438,7 @@ def test_horizon_decay_factor_by_hand():
     assert float(horizon_decay_factor(10_000, None)) == 1.0
     assert float(horizon_decay_factor(4, 4)) == 1.0  # exactly: runs within the horizon are unchanged
     assert check_decay_after(None) is None and check_decay_after(100) == 100 and check_decay_after(3.0) == 3
-    for bad in (0, -5, 2.5, True):
+    for bad in (0, -5, 2.5, True, "100", float("inf"), [3]):
         with pytest.raises(ValueError, match="decay_after"):
             check_decay_after(bad)
     with pytest.raises(ValueError, match="decay_after"):
