@@ -128,6 +128,15 @@ def main() -> None:
     if args.decay_after is not None:
         schedule_name += f", then 1/√t after {args.decay_after}"
     rows, comparison = [], {}
+
+    def write_json() -> None:
+        # Rewritten after every run, so that a stopped invocation keeps the runs it finished.
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"suite": args.suite, "bundle": args.bundle or "shipped default",
+                           "feature_normalization": params.feature_normalization, "runs": rows,
+                           "suite_runs": comparison, "compare_json": args.compare_json}, f, indent=1)
+
     for spec in specs:
         task, steps = build_task(spec), args.steps or spec.num_steps(False)
         if compared is not None:  # read first: a mismatch fails before any training
@@ -145,16 +154,13 @@ def main() -> None:
                              "final_loss": run.final_loss, "test": run.test, "seconds": round(run.seconds, 1),
                              "minibatch_loss_every_100_steps": [float(x) for x in run.curve[::100]]})
                 print(f"{spec.name} lr {lr:g} seed {seed}: final loss {run.final_loss:.4g}, test {run.test}", flush=True)
+                write_json()
             print(f"{spec.name} lr {lr:g}, {schedule_name}, ε {trainer.optimizer.epsilon:g}, {steps} steps: "
                   f"mean final loss {_mean_std(losses)}", flush=True)
         for label, values in comparison.get(spec.name, {}).items():
             finite = [v for v in values if v is not None]
             print(f"  {label:40s} {' '.join(f'{v:.4f}' for v in finite)}   mean {_mean_std(finite)}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"suite": args.suite, "bundle": args.bundle or "shipped default",
-                       "feature_normalization": params.feature_normalization, "runs": rows,
-                       "suite_runs": comparison, "compare_json": args.compare_json}, f, indent=1)
+    write_json()
 
 
 if __name__ == "__main__":

@@ -560,7 +560,10 @@ def load_run_config(output_dir: str | os.PathLike, **run_control) -> MetaTrainCo
 
 class _StopOnSignal:
     """SIGTERM / SIGINT (from the main thread) ask the loop to stop at the next meta-step boundary, so a
-    killed job still writes its checkpoint and best bundle; a second signal gets the default behaviour."""
+    killed job still writes its checkpoint and best bundle. A second SIGINT (Ctrl-C twice) gets the
+    default behaviour; further SIGTERMs are ignored, because supervisors and session ends often send
+    SIGTERM more than once (to the process and to its group) and then SIGKILL after a grace period:
+    escalating on a repeat would lose the checkpoint that the first one asked for."""
 
     def __init__(self):
         self.signal: int | None = None
@@ -571,7 +574,8 @@ class _StopOnSignal:
 
     def _handle(self, signum, frame) -> None:
         self.signal = signum
-        signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+        if signum == signal.SIGINT:
+            signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
 
     def restore(self) -> None:
         for signum, handler in self._previous.items():
@@ -717,19 +721,20 @@ def meta_train(config: MetaTrainConfig, output_dir: str | os.PathLike, resume: b
             if time.monotonic() - last_checkpoint >= 60 * config.checkpoint_minutes:
                 save_checkpoint()
                 last_checkpoint = time.monotonic()
+        # Still under the signal handler: a SIGTERM now must not cut the checkpoint and bundle short.
+        if progress is not None:
+            progress.close()
+        save_checkpoint()
+        writer.flush()
+        plot_losses(output_dir)
+
+        complete = not stopped_early and meta_step >= total
+        best_params = U.to_meta_params(best, "best meta-parameters", config.feature_normalization)
+        metadata = _bundle_metadata(config, task_name, task_description, counters, meta_step, complete,
+                                    elapsed(), _read_csv(output_dir / VALIDATION_LOG))
+        bundle_path = export_bundle(best_params, output_dir / BUNDLE_DIR, metadata)
     finally:
         stop_requested.restore()
-    if progress is not None:
-        progress.close()
-    save_checkpoint()
-    writer.flush()
-    plot_losses(output_dir)
-
-    complete = not stopped_early and meta_step >= total
-    best_params = U.to_meta_params(best, "best meta-parameters", config.feature_normalization)
-    metadata = _bundle_metadata(config, task_name, task_description, counters, meta_step, complete, elapsed(),
-                                _read_csv(output_dir / VALIDATION_LOG))
-    bundle_path = export_bundle(best_params, output_dir / BUNDLE_DIR, metadata)
     return MetaTrainResult(
         meta_step=meta_step, total_meta_steps=total, complete=complete,
         initial_validation_loss=metadata["validation"]["initial_loss"],
