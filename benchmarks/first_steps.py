@@ -85,7 +85,7 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"suite": args.suite, "task": spec.name, "steps": args.steps, "adam_lr": adam_lr,
-                       "hyperadam_learning_rate": float(HyperAdam().learning_rate), "runs": rows}, f, indent=1)
+                       "hyperadam_learning_rate": float(optimizers["HyperAdam"][0].learning_rate), "runs": rows}, f, indent=1)
 
 
 if __name__ == "__main__":
