@@ -23,8 +23,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from hyperadam_keras import HyperAdam  # noqa: E402
-from hyperadam_keras.evaluate import Trainer  # noqa: E402
-from hyperadam_keras.suites import build_task, get_suite  # noqa: E402
+from hyperadam_keras.lab.eval.evaluate import Trainer  # noqa: E402
+from hyperadam_keras.lab.eval.suites import build_task, get_suite  # noqa: E402
 
 
 def suite_result(compared: dict, task: str, label: str) -> dict | None:

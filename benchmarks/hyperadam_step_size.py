@@ -30,9 +30,9 @@ import numpy as np  # noqa: E402
 
 from hyperadam_keras import HyperAdam, default_bundle_path, load_meta_params  # noqa: E402
 from hyperadam_keras.equations import FEATURE_NORMALIZATIONS  # noqa: E402
-from hyperadam_keras.evaluate import Trainer  # noqa: E402
+from hyperadam_keras.lab.eval.evaluate import Trainer  # noqa: E402
 from hyperadam_keras.schedules import DEFAULT_DECAY_AFTER, check_decay_after  # noqa: E402
-from hyperadam_keras.suites import build_task, get_suite  # noqa: E402
+from hyperadam_keras.lab.eval.suites import build_task, get_suite  # noqa: E402
 
 
 class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):

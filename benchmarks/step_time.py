@@ -1,5 +1,5 @@
 """Step time, update FLOP/s and memory of HyperAdam against Keras Adam (a CLI around
-`hyperadam_keras.speed`). Synthetic random data; all variants are timed side by side in one run.
+`hyperadam_keras.lab.eval.speed`). Synthetic random data; all variants are timed side by side in one run.
 
     python benchmarks/step_time.py                       # mlp, cnn2, 1m; Markdown to stdout
     python benchmarks/step_time.py --models mlp --steps 200 --json step_time.json

@@ -21,8 +21,8 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from hyperadam_keras.bundle import default_bundle_path, load_meta_params  # noqa: E402
-from hyperadam_keras.inspect_bundle import gate_statistics  # noqa: E402
-from hyperadam_keras.suites import build_task, get_suite  # noqa: E402
+from hyperadam_keras.lab.inspect_bundle import gate_statistics  # noqa: E402
+from hyperadam_keras.lab.eval.suites import build_task, get_suite  # noqa: E402
 
 DEFAULT_TASKS = ("paper-table1:mlp-1x20-sigmoid", "paper-deep:mlp-6x20-sigmoid", "paper-lstm:lstm-baseline",
                  "paper-cnn:cnn-2")

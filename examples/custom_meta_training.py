@@ -42,7 +42,7 @@ def make_model():
 
 def load_data():
     """YOUR data: (train_x, train_y, test_x, test_y). Here the fixed 4,000 / 1,000 MNIST split."""
-    from hyperadam_keras.data import load_mnist_split
+    from hyperadam_keras.lab.data.mnist import load_mnist_split
 
     return load_mnist_split()
 
@@ -94,8 +94,8 @@ def main(argv=None) -> int:
     import keras
 
     from hyperadam_keras import HyperAdam, default_bundle_path, load_meta_params, read_bundle_metadata
-    from hyperadam_keras.meta_train import MetaTrainConfig, meta_train
-    from hyperadam_keras.tasks import KerasModelTask
+    from hyperadam_keras.lab.meta.meta_train import MetaTrainConfig, meta_train
+    from hyperadam_keras.lab.tasks.tasks import KerasModelTask
 
     train_x, train_y, test_x, test_y = load_data()
     task = KerasModelTask(make_model(), keras.losses.SparseCategoricalCrossentropy(from_logits=True),

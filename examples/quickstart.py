@@ -107,7 +107,7 @@ def main(argv=None) -> int:
 
     import keras
     from hyperadam_keras import HyperAdam, load_meta_params, default_bundle_path
-    from hyperadam_keras.data import load_mnist
+    from hyperadam_keras.lab.data.mnist import load_mnist
 
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ def load_splits(dataset: str, data_dir: str, download: bool):
     import tensorflow_datasets as tfds
 
     if dataset == "mnist_subset":
-        from hyperadam_keras.tfds_mnist import build_mnist_subset
+        from hyperadam_keras.lab.data.tfds_mnist import build_mnist_subset
 
         build_mnist_subset(data_dir)  # registers the builder; builds it into data_dir unless already there
         download = False  # nothing to download; prepared above

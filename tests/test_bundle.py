@@ -14,7 +14,7 @@ import numpy_reference as ref
 from hyperadam_keras import (HyperAdam, MetaParams, MetaParamsError, default_bundle_path,
                              load_meta_params, random_meta_params, read_bundle_metadata, save_meta_params)
 from hyperadam_keras.meta_params import NAMES
-from hyperadam_keras.meta_train import MetaTrainConfig
+from hyperadam_keras.lab.meta.meta_train import MetaTrainConfig
 
 PARAMS = random_meta_params(4, 6, seed=13, scale=1.0)
 
@@ -274,8 +274,8 @@ def test_shipped_default_is_the_meta_trained_bundle_of_its_recorded_run():
 def test_shipped_default_beats_adam_at_its_tuned_rate_on_a_deep_sigmoid_mlp():
     """100 steps of the 5×20 sigmoid MLP (Fig. 5d): HyperAdam at its default step against Adam at the rate
     the paper-deep suite tuned for this task (0.03, BENCHMARKS.md), same seeds, same batches."""
-    from hyperadam_keras.evaluate import Trainer
-    from hyperadam_keras.suites import build_mlp
+    from hyperadam_keras.lab.eval.evaluate import Trainer
+    from hyperadam_keras.lab.eval.suites import build_mlp
     task = build_mlp(hidden_layers=5)
     seeds = (0, 1, 2)
     hyper = Trainer(task, HyperAdam())

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hyperadam_keras import cli, default_bundle_path, load_meta_params, random_meta_params, read_bundle_metadata
-from hyperadam_keras.inspect_bundle import gate_statistics
-from hyperadam_keras.meta_train import MetaTrainConfig
-from hyperadam_keras.meta_train_cli import HELP
+from hyperadam_keras import default_bundle_path, load_meta_params, random_meta_params, read_bundle_metadata
+from hyperadam_keras import cli
+from hyperadam_keras.lab.inspect_bundle import gate_statistics
+from hyperadam_keras.lab.meta.meta_train import MetaTrainConfig
+from hyperadam_keras.cli.meta_train import HELP
 
 import numpy_reference
 

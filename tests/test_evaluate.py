@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hyperadam_keras import HyperAdam, evaluate, suites
+from hyperadam_keras import HyperAdam
+from hyperadam_keras.lab.eval import evaluate
+from hyperadam_keras.lab.eval import suites
 from hyperadam_keras.bundle import default_bundle_path
-from hyperadam_keras.evaluate import OptimizerSpec, Trainer, summarize, tune_learning_rate
+from hyperadam_keras.lab.eval.evaluate import OptimizerSpec, Trainer, summarize, tune_learning_rate
 
 
 class TinyQuadratic:

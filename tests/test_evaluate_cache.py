@@ -11,9 +11,11 @@ import shutil
 import numpy as np
 import pytest
 
-from hyperadam_keras import cli, evaluate, suites
+from hyperadam_keras import cli
+from hyperadam_keras.lab.eval import evaluate
+from hyperadam_keras.lab.eval import suites
 from hyperadam_keras.bundle import save_meta_params
-from hyperadam_keras.evaluate import RunCache, RunResult
+from hyperadam_keras.lab.eval.evaluate import RunCache, RunResult
 from hyperadam_keras.meta_params import random_meta_params
 from test_evaluate import TinyQuadratic, sgd_spec
 

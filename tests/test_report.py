@@ -7,7 +7,9 @@ import math
 
 import pytest
 
-from hyperadam_keras import evaluate, report, suites
+from hyperadam_keras.lab.eval import evaluate
+from hyperadam_keras.lab.eval import report
+from hyperadam_keras.lab.eval import suites
 from test_evaluate import TinyQuadratic
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import numpy_reference as ref
 from hyperadam_keras import HyperAdam, random_meta_params
-from hyperadam_keras import unroll as U
+from hyperadam_keras.lab.meta import unroll as U
 
 
 class TinyRegression:

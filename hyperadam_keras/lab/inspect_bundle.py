@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from hyperadam_keras import equations
-from hyperadam_keras import unroll as U
+from hyperadam_keras.lab.meta import unroll as U
 from hyperadam_keras.bundle import load_meta_params, read_bundle_metadata
 from hyperadam_keras.meta_params import NAMES, MetaParams, MetaParamsError
 
@@ -23,10 +23,10 @@ PROBES = ("quadratic", "mlp")
 
 
 def _probe_task(name: str, data_source: str):
-    from hyperadam_keras import tasks
+    from hyperadam_keras.lab.tasks import tasks
     if name == "quadratic":
         return tasks.RandomScaling(tasks.QuadraticTask(dim=100), 1.0)
-    from hyperadam_keras.data import load_mnist
+    from hyperadam_keras.lab.data.mnist import load_mnist
     return tasks.MLPTask(*load_mnist(data_source))
 
 

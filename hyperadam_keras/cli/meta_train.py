@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from hyperadam_keras.meta_train import RUN_CONTROL_FIELDS, TASKS, MetaTrainConfig
+from hyperadam_keras.lab.meta.meta_train import RUN_CONTROL_FIELDS, TASKS, MetaTrainConfig
 
 _DEFAULTS = MetaTrainConfig()
 
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
-    from hyperadam_keras.meta_train import meta_train
+    from hyperadam_keras.lab.meta.meta_train import meta_train
 
     try:
         result = meta_train(config, args.output_dir, resume=args.resume)

@@ -26,8 +26,8 @@ Scaling, sums of those); they raise ``ValueError`` without one.
 Example: the paper's meta-training task, one step of gradient descent inside XLA.
 
     >>> import tensorflow as tf
-    >>> from hyperadam_keras.data import load_mnist
-    >>> from hyperadam_keras.tasks import paper_meta_training_task
+    >>> from hyperadam_keras.lab.data.mnist import load_mnist
+    >>> from hyperadam_keras.lab.tasks.tasks import paper_meta_training_task
     >>> images, labels = load_mnist()
     >>> task = paper_meta_training_task(images, labels)   # RS(MLP sigmoid, 3) + RS(quadratic, 1)
     >>> params = task.init_params(7)

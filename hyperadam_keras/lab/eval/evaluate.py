@@ -1,6 +1,6 @@
 """The evaluation engine: train one task with one optimizer over seeds, tune baselines' learning rates.
 
-A *task* is any object with the interface of `hyperadam_keras.tasks` (`init_params(seed)`,
+A *task* is any object with the interface of `hyperadam_keras.lab.tasks.tasks` (`init_params(seed)`,
 `sample_batch(seed, step)`, `loss(params, batch)`, `full_loss(params)`, `test_metrics(params)`).
 An optimizer is applied to `tf.Variable`s made from `task.init_params(seed)`; the training loop runs
 `chunk_size` steps inside one compiled `tf.function` (XLA where it compiles), so Python is entered
@@ -420,14 +420,15 @@ def optimizer_identity(spec: OptimizerSpec, optimizer: keras.optimizers.Optimize
 # again; an edit that can change a run's numbers must also bump TRAINING_CODE_VERSION, which is part of
 # every run key from version 2 on (version-1 keys predate it and stay valid), so no run cached from the
 # old code is reused.
-TRAINING_CODE_FILES = ("data.py", "equations.py", "optimizer.py", "schedules.py", "suites.py", "tasks.py")
+TRAINING_CODE_FILES = ("lab/data/mnist.py", "equations.py", "optimizer.py", "schedules.py", "lab/eval/suites.py",
+                       "lab/tasks/tasks.py")
 TRAINING_CODE_VERSION = 1
 
 
 def training_code_sha256() -> str:
     """SHA-256 of `TRAINING_CODE_FILES` as installed (names and bytes)."""
     digest = hashlib.sha256()
-    package = os.path.dirname(os.path.abspath(__file__))
+    package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     for name in TRAINING_CODE_FILES:
         with open(os.path.join(package, name), "rb") as source:
             digest.update(name.encode() + b"\0" + source.read() + b"\0")
@@ -709,7 +710,7 @@ def run_suite(suite: Any, bundles: Sequence[str | None] = (None,), seeds: int | 
     """
     from tqdm.auto import tqdm
 
-    from hyperadam_keras import suites as suites_module
+    from hyperadam_keras.lab.eval import suites as suites_module
 
     if isinstance(suite, str):
         suite = suites_module.get_suite(suite)
@@ -774,7 +775,7 @@ def run_bench(suite: Any = "bench", bundle: str | None = None, seeds: int | None
     tuned Adam train from each evaluation seed until their full loss reaches it (checked every
     `check_every` steps, at most `horizon_factor` × steps), timing the training alone.
     """
-    from hyperadam_keras import suites as suites_module
+    from hyperadam_keras.lab.eval import suites as suites_module
 
     if isinstance(suite, str):
         suite = suites_module.get_suite(suite)
@@ -788,9 +789,9 @@ def run_bench(suite: Any = "bench", bundle: str | None = None, seeds: int | None
         results["speed"] = {"error": "not run (with_speed=False)"}
     else:
         try:
-            from hyperadam_keras import speed
+            from hyperadam_keras.lab.eval import speed
         except ImportError as error:  # the rest of the suite does not need it
-            results["speed"] = {"error": f"hyperadam_keras.speed unavailable: {error}"}
+            results["speed"] = {"error": f"hyperadam_keras.lab.eval.speed unavailable: {error}"}
         else:
             kwargs = dict(speed_kwargs or {})
             if bundle is not None:

