@@ -1,17 +1,16 @@
 # `make demo` and `make test` set themselves up: a virtual environment in .venv with the package
-# installed (editable) and its extras. PYTHON may point at another interpreter (3.10+).
+# installed (editable) with the [lab] and [test] extras. PYTHON may point at another interpreter (3.10+).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: demo test install clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,examples]"
+	$(BIN)/python -m pip install --quiet -e ".[lab,test]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -26,7 +26,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def one_meta_step(config_path: str, truncation: int, task_index: int | None) -> dict:
     """Runs one meta-step of `truncation` optimizee steps in this process; returns its numbers."""
-    from hyperadam_keras.lab.meta.meta_train import MetaTrainConfig, MetaTrainer, build_task, training_task_seed
+    from hyperadam_keras.lab.meta.config import MetaTrainConfig
+    from hyperadam_keras.lab.meta.families import build_task, training_task_seed
+    from hyperadam_keras.lab.meta.trainer import MetaTrainer
 
     config = MetaTrainConfig.from_dict(json.loads(open(config_path).read()))
     config = dataclasses.replace(config, truncation=truncation, horizon=max(config.horizon, truncation))

@@ -27,7 +27,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from hyperadam_keras.lab.meta.meta_train import MetaTrainConfig, MetaTrainer, build_task, training_task_seed  # noqa: E402
+from hyperadam_keras.lab.meta.config import MetaTrainConfig  # noqa: E402
+from hyperadam_keras.lab.meta.families import build_task, training_task_seed  # noqa: E402
+from hyperadam_keras.lab.meta.trainer import MetaTrainer  # noqa: E402
 
 
 def measure(configs: list[MetaTrainConfig], task, meta_steps: int, validation_tasks: int) -> list[dict]:

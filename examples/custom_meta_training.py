@@ -94,8 +94,9 @@ def main(argv=None) -> int:
     import keras
 
     from hyperadam_keras import HyperAdam, default_bundle_path, load_meta_params, read_bundle_metadata
-    from hyperadam_keras.lab.meta.meta_train import MetaTrainConfig, meta_train
-    from hyperadam_keras.lab.tasks.tasks import KerasModelTask
+    from hyperadam_keras.lab.meta.config import MetaTrainConfig
+    from hyperadam_keras.lab.meta.outer_loop import meta_train
+    from hyperadam_keras.lab.tasks import KerasModelTask
 
     train_x, train_y, test_x, test_y = load_data()
     task = KerasModelTask(make_model(), keras.losses.SparseCategoricalCrossentropy(from_logits=True),

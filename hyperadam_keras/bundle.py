@@ -2,14 +2,18 @@
 
 A bundle is a real SavedModel (`saved_model_cli show --all DIR` lists its `step` signature, one
 HyperAdam update of a flat vector), but loading never runs any of its functions: `load_meta_params`
-reads the variables with a checkpoint reader and `assets/meta.json` with `json`, then validates.
+reads the variables with a checkpoint reader and `assets/meta.json` with `json`, then validates
+(shapes, finiteness, and the arrays' SHA-256 against the one meta.json records).
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Mapping
 
@@ -17,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from hyperadam_keras import equations
+from hyperadam_keras.defaults import DEFAULT_EPSILON, check_bool, check_finite_non_negative
 from hyperadam_keras.meta_params import NAMES, MetaParams, MetaParamsError
 
 FORMAT_VERSION = 1
@@ -70,16 +75,31 @@ class _BundleModule(tf.Module):
         return {"weights": weights - learning_rate * direction, **state._asdict()}
 
 
+# meta.json keys that `save_meta_params` derives from the arrays and `load_meta_params` checks.
+RESERVED_METADATA_KEYS = ("format_version", "num_candidates", "hidden", "sha256", "feature_normalization")
+
+
 def save_meta_params(params: MetaParams, path: str | os.PathLike, metadata: Mapping | None = None,
-                     epsilon: float = 1e-24) -> Path:
-    """Writes `params` as a bundle at `path` (created; must not hold a bundle already).
+                     epsilon: float = DEFAULT_EPSILON, overwrite: bool = False) -> Path:
+    """Writes `params` as a bundle at `path` and returns the path.
+
+    `path` must not exist yet or be an empty directory; with `overwrite=True` an existing bundle
+    there is replaced (anything else that is not a bundle is never deleted: a `FileExistsError`).
+    The bundle is written next to `path` first and moved into place at the end, so a failed save
+    leaves no half-written bundle (and, when overwriting, the previous bundle intact).
 
     `metadata` (JSON-serializable) is stored in `assets/meta.json` beside the format version, J, H,
-    the arrays' SHA-256 and the creation time, e.g. how the bundle was made and validation figures.
+    the arrays' SHA-256 and the creation time, e.g. how the bundle was made and validation figures;
+    it may not set the keys derived from the arrays (`RESERVED_METADATA_KEYS`). `epsilon` is the ε of
+    the bundle's `step` signature.
     """
     path = Path(path)
-    if (path / "saved_model.pb").exists():
-        raise FileExistsError(f"{path} already holds a SavedModel; remove it or choose another path")
+    epsilon = check_finite_non_negative("epsilon", epsilon)
+    overwrite = check_bool("overwrite", overwrite)
+    clashes = sorted(set(metadata or {}) & set(RESERVED_METADATA_KEYS))
+    if clashes:
+        raise ValueError(f"metadata must not set {clashes}: save_meta_params records them from the arrays")
+    replace = _check_destination(path, overwrite)
     meta = {
         "format_version": FORMAT_VERSION,
         "num_candidates": params.num_candidates,
@@ -91,11 +111,43 @@ def save_meta_params(params: MetaParams, path: str | os.PathLike, metadata: Mapp
         **dict(metadata or {}),
     }
     json_text = json.dumps(meta, indent=2, sort_keys=True)  # fail before writing anything
-    module = _BundleModule(params, epsilon)
-    tf.saved_model.save(module, str(path), signatures={"step": module.step})
-    (path / "assets").mkdir(exist_ok=True)
-    (path / META_JSON).write_text(json_text + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        module = _BundleModule(params, epsilon)
+        tf.saved_model.save(module, str(staging), signatures={"step": module.step})
+        (staging / "assets").mkdir(exist_ok=True)
+        (staging / META_JSON).write_text(json_text + "\n")
+        if replace:
+            retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            path.rename(retired / "bundle")
+            staging.rename(path)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            if path.is_dir():
+                path.rmdir()  # empty (checked above)
+            staging.rename(path)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def _is_bundle_like(path: Path) -> bool:
+    return path.is_dir() and ((path / "saved_model.pb").is_file() or (path / META_JSON).is_file())
+
+
+def _check_destination(path: Path, overwrite: bool) -> bool:
+    """Whether saving at `path` replaces an existing bundle; a `FileExistsError` where it may not write."""
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return False
+    if not _is_bundle_like(path):
+        raise FileExistsError(f"{path} already exists and is not a HyperAdam bundle (no saved_model.pb or "
+                              f"{META_JSON}); it is never overwritten: remove it or choose another path")
+    if not overwrite:
+        raise FileExistsError(f"{path} already holds a bundle; pass overwrite=True to replace it, "
+                              "or choose another path")
+    return True
 
 
 def read_bundle_metadata(path: str | os.PathLike) -> dict:
@@ -105,13 +157,15 @@ def read_bundle_metadata(path: str | os.PathLike) -> dict:
     if not meta_file.is_file():
         raise MetaParamsError(f"{path}: not a HyperAdam bundle (no {META_JSON})")
     try:
-        meta = json.loads(meta_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise MetaParamsError(f"{meta_file}: malformed JSON ({error})") from None
+    except OSError as error:
+        raise MetaParamsError(f"{meta_file}: unreadable ({error})") from None
     if not isinstance(meta, dict):
         raise MetaParamsError(f"{meta_file}: expected a JSON object")
     version = meta.get("format_version")
-    if version not in SUPPORTED_FORMAT_VERSIONS:
+    if type(version) is not int or version not in SUPPORTED_FORMAT_VERSIONS:
         raise MetaParamsError(
             f"{meta_file}: unknown format_version {version!r}; this hyperadam-keras reads "
             f"{list(SUPPORTED_FORMAT_VERSIONS)}")
@@ -119,32 +173,93 @@ def read_bundle_metadata(path: str | os.PathLike) -> dict:
 
 
 def load_meta_params(path: str | os.PathLike) -> MetaParams:
-    """Reads and validates a bundle's meta-parameters (variables and JSON only; no code is run)."""
+    """Reads and validates a bundle's meta-parameters (variables and JSON only; no code is run).
+
+    Every bundle that cannot be used is a `MetaParamsError` naming the path and the problem: missing,
+    not a bundle, an unknown format version, malformed JSON, truncated or damaged variable files, a
+    missing variable, a wrong shape, a non-finite value, or arrays whose SHA-256 is not the one
+    meta.json records (a checksum mismatch).
+    """
     path = Path(path)
     if not path.exists():
         raise MetaParamsError(f"meta-parameter bundle not found: {path}")
     if not path.is_dir():
         raise MetaParamsError(f"{path}: a bundle is a SavedModel directory, got a file")
     meta = read_bundle_metadata(path)
+    params = MetaParams.from_arrays(_read_variables(path), source=str(path),
+                                    feature_normalization=meta.get("feature_normalization", "norm"))
+    for key, value in (("num_candidates", params.num_candidates), ("hidden", params.hidden)):
+        if key in meta and meta[key] != value:
+            raise MetaParamsError(f"{path}: meta.json says {key}={meta[key]} but the variables give {value}")
+    recorded = meta.get("sha256")
+    if recorded is not None and recorded != params.fingerprint():
+        raise MetaParamsError(
+            f"{path}: checksum mismatch: the variables' SHA-256 is {params.fingerprint()}, meta.json "
+            f"records {recorded!r} (the bundle is damaged or was edited)")
+    return params
+
+
+def _read_variables(path: Path) -> dict[str, np.ndarray]:
+    """The meta-parameter arrays of a bundle, read with a checkpoint reader (no graph is loaded)."""
     prefix = path / "variables" / "variables"
     if not Path(f"{prefix}.index").is_file():
         raise MetaParamsError(f"{path}: no variables (missing variables/variables.index)")
+    # The C++ checkpoint reader reports damaged files as OpError (DataLossError...), ValueError,
+    # IndexError ("Read less bytes than requested") and others: each is a damaged bundle here.
     try:
         reader = tf.train.load_checkpoint(str(prefix))
-    except (tf.errors.OpError, ValueError) as error:
-        raise MetaParamsError(f"{path}: unreadable variables ({error})") from None
-    available = reader.get_variable_to_shape_map()
+        available = reader.get_variable_to_shape_map()
+    except Exception as error:  # noqa: BLE001 (see above)
+        raise MetaParamsError(
+            f"{path}: unreadable variables index (truncated or damaged: {type(error).__name__}: {error})") from None
     arrays = {}
     for name in NAMES:
         key = _checkpoint_key(name)
         if key not in available:
             raise MetaParamsError(f"{path}: missing meta-parameter variable {name}")
-        arrays[name] = np.asarray(reader.get_tensor(key))
-    params = MetaParams.from_arrays(arrays, source=str(path),
-                                    feature_normalization=meta.get("feature_normalization", "norm"))
-    for key, value in (("num_candidates", params.num_candidates), ("hidden", params.hidden)):
-        if key in meta and meta[key] != value:
-            raise MetaParamsError(f"{path}: meta.json says {key}={meta[key]} but the variables give {value}")
+        try:
+            arrays[name] = np.asarray(reader.get_tensor(key))
+        except Exception as error:  # noqa: BLE001 (see above)
+            raise MetaParamsError(
+                f"{path}: cannot read meta-parameter variable {name} (variables file truncated or damaged: "
+                f"{type(error).__name__}: {error})") from None
+    return arrays
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(path: str) -> MetaParams:
+    return load_meta_params(path)
+
+
+def default_meta_params() -> MetaParams:
+    """The shipped default bundle's meta-parameters (read once per process)."""
+    return _load_cached(str(default_bundle_path()))
+
+
+def meta_params_to_config(params: MetaParams) -> dict:
+    """The `meta_params` entry of an optimizer config: the shipped bundle by name and SHA-256
+    (`{"bundle": "default", "sha256": ...}`, a few bytes), any other meta-parameters with their arrays
+    embedded (`MetaParams.to_config()`, so a config or `.keras` file needs no bundle file to load)."""
+    if params.fingerprint() == default_meta_params().fingerprint():
+        return {"bundle": DEFAULT_BUNDLE_NAME, "sha256": params.fingerprint()}
+    return params.to_config()
+
+
+def meta_params_from_config(config: Mapping) -> MetaParams:
+    """Inverse of `meta_params_to_config`, also for configs of earlier versions (arrays embedded even for
+    the default); the SHA-256 is checked either way."""
+    if "arrays" in config:
+        return MetaParams.from_config(config)
+    name, expected = config.get("bundle"), config.get("sha256")
+    if name != DEFAULT_BUNDLE_NAME:
+        raise MetaParamsError(f"optimizer config: meta_params names bundle {name!r}; the only bundle referred "
+                              f"to by name is the shipped {DEFAULT_BUNDLE_NAME!r} (others embed their arrays)")
+    params = default_meta_params()
+    if expected != params.fingerprint():
+        raise MetaParamsError(
+            f"optimizer config: meta_params refers to the shipped bundle {name!r} with sha256 {expected!r}, but "
+            f"this hyperadam-keras ships {params.fingerprint()} ({default_bundle_path()}): the config was written "
+            f"with another version; install that version, or pass meta_params= explicitly")
     return params
 
 

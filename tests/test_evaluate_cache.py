@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from hyperadam_keras import cli
+from hyperadam_keras.lab.eval import cache as cache_module
 from hyperadam_keras.lab.eval import evaluate
 from hyperadam_keras.lab.eval import suites
 from hyperadam_keras.bundle import save_meta_params
@@ -244,7 +245,7 @@ def test_a_new_training_code_version_changes_every_key_and_version_1_keys_stay(m
                 seed=0, jit_compile=False, chunk_size=4)
     version_1 = evaluate.run_identity(**args)
     assert "training_code" not in version_1  # the keys of runs cached before the field existed
-    monkeypatch.setattr(evaluate, "TRAINING_CODE_VERSION", 2)
+    monkeypatch.setattr(cache_module, "TRAINING_CODE_VERSION", 2)  # where run_identity reads it
     version_2 = evaluate.run_identity(**args)
     assert version_2["training_code"] == 2
     assert evaluate.run_key(version_2) != evaluate.run_key(version_1)

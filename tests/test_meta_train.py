@@ -12,8 +12,10 @@ import tensorflow as tf
 
 from hyperadam_keras import load_meta_params, read_bundle_metadata
 from hyperadam_keras.meta_params import adam_ensemble
-from hyperadam_keras.lab.meta.meta_train import (MetaTrainConfig, MetaTrainer, meta_train, training_task_seed,
-                                        validation_task_seeds)
+from hyperadam_keras.lab.meta.config import MetaTrainConfig
+from hyperadam_keras.lab.meta.families import training_task_seed, validation_task_seeds
+from hyperadam_keras.lab.meta.outer_loop import meta_train
+from hyperadam_keras.lab.meta.trainer import MetaTrainer
 
 # A tiny recipe: RS(CC quadratic) (no data), J = H = 4, 2 truncations of 5 steps per task.
 TINY = MetaTrainConfig(task="quadratic-rs", num_candidates=4, hidden=4, horizon=10, truncation=5,
@@ -58,7 +60,7 @@ def test_smoke_meta_training_lowers_validation_loss_and_exports_a_documented_bun
 
 
 def _quadratic_rs():
-    from hyperadam_keras.lab.tasks.tasks import QuadraticTask, RandomScaling
+    from hyperadam_keras.lab.tasks import QuadraticTask, RandomScaling
     return RandomScaling(QuadraticTask(), 1.0)
 
 
@@ -129,7 +131,7 @@ def test_non_finite_meta_gradient_is_skipped():
 
 
 def _mixture():
-    from hyperadam_keras.lab.tasks.tasks import QuadraticTask, RandomScaling
+    from hyperadam_keras.lab.tasks import QuadraticTask, RandomScaling
     return [RandomScaling(QuadraticTask(dim=5), 1.0), QuadraticTask(dim=3, target_range=2.0)]
 
 
@@ -176,7 +178,8 @@ def test_final_loss_validation_is_the_geometric_mean_of_each_tasks_final_full_lo
 
 def test_init_weight_sum_scales_the_starting_ensemble_and_old_configs_still_resume(tmp_path):
     from hyperadam_keras.meta_params import random_meta_params
-    from hyperadam_keras.lab.meta.meta_train import initial_meta_params, load_run_config
+    from hyperadam_keras.lab.meta.config import load_run_config
+    from hyperadam_keras.lab.meta.trainer import initial_meta_params
     config = dataclasses.replace(TINY, init="random", init_seed=3, init_scale=0.1, init_weight_sum=5.0)
     assert initial_meta_params(config).fingerprint() == random_meta_params(4, 4, 3, 0.1, weight_sum=5.0).fingerprint()
     assert initial_meta_params(dataclasses.replace(TINY, init_weight_sum=5.0)).fingerprint() == \
@@ -199,7 +202,7 @@ def test_init_weight_sum_scales_the_starting_ensemble_and_old_configs_still_resu
 def test_rms_feature_normalization_is_trained_with_and_exported(tmp_path):
     """The config's normalization is what the unroll uses and what the bundle records: re-validating the
     exported bundle with "rms" gives the recorded best loss, with "norm" another one."""
-    from hyperadam_keras.lab.meta.meta_train import initial_meta_params
+    from hyperadam_keras.lab.meta.trainer import initial_meta_params
     with pytest.raises(ValueError, match="feature_normalization"):
         dataclasses.replace(TINY, feature_normalization="layer")
     config = dataclasses.replace(TINY, init="random", init_scale=1.0, feature_normalization="rms", epochs=1,
@@ -244,7 +247,7 @@ def test_sigterm_stops_at_a_meta_step_boundary_with_checkpoint_and_bundle(tmp_pa
     meta = read_bundle_metadata(run / "best_bundle")
     assert meta["meta_training"]["meta_steps"] == done and meta["meta_training"]["complete"] is False
     # The checkpoint is at the stop: a resume continues from there without redoing a meta-step.
-    from hyperadam_keras.lab.meta.meta_train import load_run_config
+    from hyperadam_keras.lab.meta.config import load_run_config
     resumed = meta_train(load_run_config(run, stop_after_meta_steps=1), run, resume=True)
     assert resumed.meta_step == done + 1
     assert [int(r["meta_step"]) for r in _rows(run / "train_log.csv")] == list(range(1, done + 2))
@@ -252,8 +255,8 @@ def test_sigterm_stops_at_a_meta_step_boundary_with_checkpoint_and_bundle(tmp_pa
 
 def test_eval_mix_cnn_adds_both_cnns_on_the_training_split_and_meta_trains_through_a_convolution():
     from hyperadam_keras.lab.data.mnist import load_mnist_split
-    from hyperadam_keras.lab.meta.meta_train import EVAL_MIX_CNNS, EVAL_MIX_LSTMS, EVAL_MIX_MLPS, build_task
-    from hyperadam_keras.lab.tasks.tasks import CNNTask
+    from hyperadam_keras.lab.meta.families import EVAL_MIX_CNNS, EVAL_MIX_LSTMS, EVAL_MIX_MLPS, build_task
+    from hyperadam_keras.lab.tasks import CNNTask
     family = build_task(dataclasses.replace(TINY, task="eval-mix-cnn"))
     assert len(family) == len(EVAL_MIX_MLPS) + len(EVAL_MIX_LSTMS) + 2
     cnns = family[-2:]

@@ -1,6 +1,7 @@
 """`HyperAdam` as a Keras optimizer: XLA, non-finite and zero gradients, sparse gradients, the
-base-class options (schedules, clipping, EMA, accumulation, loss scaling), mixed precision, fit,
-slots and memory. Expected values come from the float64 NumPy reference or from a second run."""
+base-class options (schedules, clipping, EMA, accumulation, loss scaling), fit, slots, memory and
+argument validation (low precision and other reliability checks: test_reliability.py). Expected values
+come from the float64 NumPy reference or from a second run."""
 
 import keras
 import numpy as np
@@ -342,39 +343,7 @@ def test_loss_scale_factor_unscales_gradients():
                                rtol=1e-6, atol=1e-7)
 
 
-# --- mixed precision, fit, slots, memory ------------------------------------------------------------------
-
-def test_mixed_float16_fit(mnist):
-    x, y = mnist
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_float16")
-    try:
-        keras.utils.set_random_seed(0)
-        model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(32, activation="relu"),
-                                  keras.layers.Dense(10), keras.layers.Activation("softmax", dtype="float32")])
-        model.compile(optimizer=HyperAdam(jit_compile=False), loss="sparse_categorical_crossentropy", jit_compile=False)
-        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
-        inner = model.optimizer.inner_optimizer
-        assert isinstance(inner, HyperAdam)
-        first = model.evaluate(x[:512], y[:512], verbose=0)
-        model.fit(x[:1024], y[:1024], batch_size=64, epochs=2, verbose=0)
-        last = model.evaluate(x[:512], y[:512], verbose=0)
-    finally:
-        keras.config.set_dtype_policy(previous)
-    assert np.isfinite(last) and last < 0.6 * first
-    for variable in model.trainable_variables:
-        for slot in inner.slots(variable).values():
-            assert slot.dtype == "float32"
-
-
-def test_float16_variable_keeps_float32_state():
-    var = keras.Variable(np.ones((4, 2), np.float16), dtype="float16")
-    opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False)
-    opt.apply_gradients([(tf.constant(np.full((4, 2), 0.5, np.float16)), var)])
-    assert var.dtype == "float16"
-    assert all(s.dtype == "float32" for s in opt.slots(var).values())
-    assert np.all(var.numpy() != 1.0) and np.all(np.isfinite(var.numpy()))
-
+# --- fit, slots, memory (mixed precision: test_reliability.py) ------------------------------------------------------------------
 
 def test_fit_lowers_the_loss_with_default_optimizer(mnist):
     x, y = mnist
@@ -488,3 +457,95 @@ def test_decay_after_counts_updates_not_accumulation_micro_steps():
     wrong, _ = reference_run(w0, mean, [0.01, 0.01 * np.sqrt(1 / 4)])
     assert ref.rel_err(w - w0, expected[-1] - w0) < TOL
     assert ref.rel_err(w - w0, wrong[-1] - w0) > 0.01
+
+
+# --- argument validation --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argument,value,message", [
+    ("learning_rate", -1.0, "learning_rate must be a finite number >= 0, a LearningRateSchedule or a callable, got -1.0"),
+    ("learning_rate", -1, "learning_rate must be a finite number >= 0, a LearningRateSchedule or a callable, got -1"),
+    ("learning_rate", float("nan"), "learning_rate must be a finite number >= 0, .* got nan"),
+    ("learning_rate", float("inf"), "learning_rate must be .* got inf"),
+    ("learning_rate", "0.01", "learning_rate must be .* got '0.01'"),
+    ("learning_rate", None, "learning_rate must be .* got None"),
+    ("learning_rate", True, "learning_rate must be .* got True"),
+    ("epsilon", -1e-8, "epsilon must be a finite number >= 0, got -1e-08"),
+    ("epsilon", float("nan"), "epsilon must be a finite number >= 0, got nan"),
+    ("epsilon", float("inf"), "epsilon must be a finite number >= 0, got inf"),
+    ("epsilon", "1e-8", "epsilon must be a finite number >= 0, got '1e-8'"),
+    ("decay_after", 0, "decay_after must be None or an integer number of steps >= 1, got 0"),
+    ("skip_nonfinite", "yes", "skip_nonfinite must be True or False, got 'yes'"),
+    ("skip_nonfinite", 1, "skip_nonfinite must be True or False, got 1"),
+    ("jit_compile", None, "jit_compile must be True or False, got None"),
+    ("meta_params", 42, "meta_params must be None, a bundle path, a MetaParams or a dict, got int 42"),
+    ("meta_params", "/nonexistent/bundle", "meta-parameter bundle not found: /nonexistent/bundle"),
+])
+def test_bad_arguments_are_a_value_error_naming_argument_and_value(argument, value, message):
+    kwargs = {"meta_params": PARAMS, argument: value}
+    with pytest.raises(ValueError, match=message):
+        HyperAdam(**kwargs)
+
+
+def test_valid_numbers_of_any_type_are_accepted_as_floats():
+    assert float(HyperAdam(learning_rate=1, meta_params=PARAMS).learning_rate) == 1.0
+    assert float(HyperAdam(learning_rate=np.float32(0.002), meta_params=PARAMS).learning_rate) == np.float32(0.002)
+    assert float(HyperAdam(learning_rate=0, meta_params=PARAMS).learning_rate) == 0.0
+    assert HyperAdam(epsilon=0, meta_params=PARAMS, skip_nonfinite=np.bool_(False)).epsilon == 0.0
+
+
+def test_setting_a_bad_learning_rate_later_is_refused():
+    opt = HyperAdam(meta_params=PARAMS)
+    for bad in (-0.5, float("nan")):
+        with pytest.raises(ValueError, match=f"learning_rate must be .* got {bad}"):
+            opt.learning_rate = bad
+    opt.learning_rate = 0.25  # as ReduceLROnPlateau does
+    assert float(opt.learning_rate) == 0.25
+
+
+class TurnsBad(keras.optimizers.schedules.LearningRateSchedule):
+    """0.01 for the first `good` iterations, then `bad`."""
+
+    def __init__(self, good, bad):
+        self.good, self.bad = good, bad
+
+    def __call__(self, step):
+        return tf.where(step >= self.good, tf.constant(self.bad, tf.float32), 0.01)
+
+    def get_config(self):
+        return {"good": self.good, "bad": self.bad}
+
+
+@pytest.mark.parametrize("bad", [-1.0, np.nan, np.inf])
+@pytest.mark.parametrize("mode", ["eager", "tf_function", "xla"])
+def test_learning_rate_turning_bad_at_run_time_skips_the_step_and_warns_once(bad, mode, capfd):
+    """Steps 3..6 of a schedule that turns negative or non-finite leave weights and every slot as they
+    were after step 2 (as a non-finite gradient does), and say so once. Inside XLA TensorFlow cannot
+    print: the steps are skipped all the same."""
+    model = small_model()
+    variables = model.trainable_variables
+    opt = HyperAdam(learning_rate=TurnsBad(2, bad), meta_params=PARAMS, jit_compile=False, weight_decay=0.1)
+    apply = _applier(opt, variables)
+    if mode != "eager":
+        apply = tf.function(apply, jit_compile=mode == "xla")
+    grads = gradient_sequence(6, seed=14)
+    capfd.readouterr()
+    for step in grads[:2]:
+        apply([tf.constant(g) for g in step])
+    after_two, slots_after_two = weights_of(variables), slots_flat(opt, variables)
+    for step in grads[2:]:
+        apply([tf.constant(g) for g in step])
+    np.testing.assert_array_equal(weights_of(variables), after_two)
+    for name, value in slots_flat(opt, variables).items():
+        np.testing.assert_array_equal(value, slots_after_two[name], err_msg=name)
+    assert int(opt.iterations) == 6
+    err = capfd.readouterr().err
+    if mode == "xla":
+        assert "HyperAdam" not in err
+    else:
+        assert err.count("HyperAdam: the learning rate must be finite and >= 0") == 1, err
+        assert f"but is {'-1' if bad == -1.0 else str(bad)} at update 3" in err, err
+
+
+def test_docstring_has_the_base_class_arguments():
+    assert "{{" not in HyperAdam.__doc__
+    assert "global_clipnorm" in HyperAdam.__doc__ and "gradient_accumulation_steps" in HyperAdam.__doc__

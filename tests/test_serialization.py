@@ -42,7 +42,7 @@ def test_config_round_trip_keeps_meta_params(source, bundle_path):
 
 
 def test_config_does_not_depend_on_the_bundle_file(tmp_path):
-    """The config embeds the arrays: deleting the bundle afterwards changes nothing."""
+    """A user bundle's config embeds the arrays: deleting the bundle afterwards changes nothing."""
     path = save_meta_params(PARAMS, tmp_path / "gone")
     config = HyperAdam(meta_params=path).get_config()
     import shutil
@@ -123,11 +123,16 @@ def _assert_restored_and_continues(model, restored, w0, halfway, final):
     """`restored` holds the halfway weights and exactly `model`'s optimizer slots, and training it on
     gives the never-stopped trajectory."""
     np.testing.assert_array_equal(ref.flatten(restored.get_weights()), halfway)
+    assert_same_slots(model, restored)
+    fit(restored)
+    assert ref.rel_err(ref.flatten(restored.get_weights()) - w0, final - w0) < 1e-6
+
+
+def assert_same_slots(model, restored):
+    """Every HyperAdam slot of `restored` equals `model`'s."""
     for v_old, v_new in zip(model.trainable_variables, restored.trainable_variables):
         for name, slot in model.optimizer.slots(v_old).items():
             np.testing.assert_array_equal(restored.optimizer.slots(v_new)[name].numpy(), slot.numpy(), err_msg=name)
-    fit(restored)
-    assert ref.rel_err(ref.flatten(restored.get_weights()) - w0, final - w0) < 1e-6
 
 
 def _assert_fresh_state_differs(halfway, final, w0):
@@ -139,3 +144,95 @@ def _assert_fresh_state_differs(halfway, final, w0):
         model.get_weights())])
     fit(model)
     assert ref.rel_err(ref.flatten(model.get_weights()) - w0, final - w0) > 1e-3
+
+
+# --- the shipped bundle by reference, configs of earlier versions ---------------------------------------
+
+def test_default_bundle_is_referenced_by_name_and_sha256_and_user_bundles_embed_arrays():
+    default = load_meta_params(default_bundle_path())
+    config = HyperAdam().get_config()
+    assert config["meta_params"] == {"bundle": "default", "sha256": default.fingerprint()}
+    assert len(json.dumps(config)) < 2_000
+    # The same arrays given in memory are the same update: referenced too.
+    assert HyperAdam(meta_params=default).get_config()["meta_params"] == config["meta_params"]
+    assert "arrays" in HyperAdam(meta_params=PARAMS).get_config()["meta_params"]
+    assert HyperAdam.from_config(config).meta_params.fingerprint() == default.fingerprint()
+
+
+def test_reference_to_another_default_fails_clearly():
+    config = json.loads(json.dumps(HyperAdam().get_config()))
+    config["meta_params"]["sha256"] = "f" * 64
+    with pytest.raises(MetaParamsError, match="refers to the shipped bundle 'default' with sha256 'f{64}'"):
+        HyperAdam.from_config(config)
+    config["meta_params"] = {"bundle": "run5", "sha256": "f" * 64}
+    with pytest.raises(MetaParamsError, match="names bundle 'run5'"):
+        HyperAdam.from_config(config)
+
+
+def old_format(config: dict) -> dict:
+    """`config` as versions before the bundle reference wrote it: the default's arrays embedded."""
+    return {**config, "meta_params": load_meta_params(default_bundle_path()).to_config()}
+
+
+def test_config_of_earlier_versions_with_embedded_default_arrays_loads():
+    config = json.loads(json.dumps(old_format(HyperAdam(learning_rate=0.002, decay_after=None).get_config())))
+    assert len(config["meta_params"]["arrays"]["state_cell/kernel"]) == 40
+    clone = HyperAdam.from_config(config)
+    assert clone.meta_params.fingerprint() == load_meta_params(default_bundle_path()).fingerprint()
+    assert clone.decay_after is None and np.isclose(float(clone.learning_rate), 0.002)
+    # and it is written back in the new, small form
+    assert clone.get_config()["meta_params"]["bundle"] == "default"
+
+
+def default_model():
+    model = new_model()
+    model.compile(optimizer=HyperAdam(jit_compile=False),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
+    return model
+
+
+def keras_file_configs(path) -> dict:
+    import zipfile
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("config.json"))
+
+
+def test_keras_file_of_the_default_optimizer_is_small_and_continues_identically(tmp_path):
+    reference = default_model()
+    fit(reference)
+    halfway = ref.flatten(reference.get_weights())
+    model = default_model()
+    fit(model)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    optimizer_entry = keras_file_configs(path)["compile_config"]["optimizer"]
+    assert len(json.dumps(optimizer_entry)) < 10_000
+    assert optimizer_entry["config"]["meta_params"]["bundle"] == "default"
+    loaded = keras.saving.load_model(path)
+    assert loaded.optimizer.meta_params.fingerprint() == model.optimizer.meta_params.fingerprint()
+    np.testing.assert_array_equal(ref.flatten(loaded.get_weights()), halfway)
+    fit(reference)
+    fit(loaded)
+    np.testing.assert_array_equal(ref.flatten(loaded.get_weights()), ref.flatten(reference.get_weights()))
+    assert_same_slots(reference, loaded)
+
+
+def test_keras_file_of_an_earlier_version_loads(tmp_path):
+    """A `.keras` file whose optimizer config embeds the default's arrays (as earlier versions wrote it)."""
+    import zipfile
+    model = default_model()
+    fit(model)
+    new_path, old_path = tmp_path / "new.keras", tmp_path / "old.keras"
+    model.save(new_path)
+    config = keras_file_configs(new_path)
+    entry = config["compile_config"]["optimizer"]
+    entry["config"] = old_format(entry["config"])
+    with zipfile.ZipFile(new_path) as source, zipfile.ZipFile(old_path, "w") as target:
+        for item in source.infolist():
+            data = json.dumps(config).encode() if item.filename == "config.json" else source.read(item)
+            target.writestr(item, data)
+    assert len(json.dumps(keras_file_configs(old_path)["compile_config"]["optimizer"])) > 100_000
+    loaded = keras.saving.load_model(old_path)
+    assert loaded.optimizer.meta_params.fingerprint() == model.optimizer.meta_params.fingerprint()
+    assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations) == 3
+    assert_same_slots(model, loaded)

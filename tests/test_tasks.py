@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hyperadam_keras.lab.tasks.tasks import (CNNTask, KerasModelTask, MLPTask, QuadraticTask, RandomScaling, SineLSTMTask,
-                                   SumTask, epoch_batch_indices, paper_meta_training_task, sub_seed)
+from hyperadam_keras.lab.tasks import (CNNTask, KerasModelTask, MLPTask, QuadraticTask, RandomScaling, SineLSTMTask,
+                                       SumTask, epoch_batch_indices, paper_meta_training_task, sub_seed)
 
 N, BATCH = 300, 32
 

@@ -1,5 +1,6 @@
 """The built wheel, installed NON-editable into a temporary venv, finds its default bundle inside
-that venv (not in the source checkout) and constructs `HyperAdam()`.
+that venv (not in the source checkout) and constructs `HyperAdam()`; installed without extras into a
+fresh venv, it trains and saves bundles with TensorFlow, Keras and NumPy only.
 
 The temporary venv reuses the project's installed dependencies through a .pth file that appends
 the current venv's site-packages to sys.path. A .pth line only adds a path: the .pth files found
@@ -15,6 +16,8 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
+
+import pytest
 
 from hyperadam_keras import load_meta_params
 
@@ -43,14 +46,17 @@ def _can_build_without_isolation() -> bool:
     return importlib.util.find_spec("wheel") is not None
 
 
-def run(cmd, **kwargs):
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, **kwargs)
+def run(cmd, timeout: float = 120, **kwargs):
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
     assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result.stdout
 
 
-def test_wheel_installs_and_finds_default_bundle(tmp_path):
-    # Build from a copy of the sources, so the in-tree build leaves nothing in the checkout.
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The package's wheel, built once from a copy of the sources (the in-tree build leaves nothing in
+    the checkout)."""
+    tmp_path = tmp_path_factory.mktemp("wheel")
     src = tmp_path / "src"
     src.mkdir()
     for name in SOURCES:
@@ -67,7 +73,10 @@ def test_wheel_installs_and_finds_default_bundle(tmp_path):
     run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q", "-w", str(dist), str(src)])
     wheels = list(dist.glob("hyperadam_keras-*.whl"))
     assert len(wheels) == 1, wheels
+    return wheels[0]
 
+
+def test_wheel_installs_and_finds_default_bundle(tmp_path, wheel):
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
     python = venv / "bin" / "python"
@@ -75,7 +84,7 @@ def test_wheel_installs_and_finds_default_bundle(tmp_path):
     (purelib / "_project_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     # Non-editable install of the wheel into the temporary venv (pip of this interpreter, --target).
     run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(purelib),
-         str(wheels[0])])
+         str(wheel)])
     assert (purelib / "hyperadam_keras" / "saved_meta" / "default" / "assets" / "meta.json").is_file()
 
     outside = tmp_path / "elsewhere"
@@ -89,3 +98,48 @@ def test_wheel_installs_and_finds_default_bundle(tmp_path):
     assert not Path(report["bundle"]).resolve().is_relative_to(REPO / "saved_meta")
     shipped = load_meta_params(REPO / "saved_meta" / "default")  # the checkout's bundle, read directly
     assert report["fingerprint"] == shipped.fingerprint() and report["J"] == 20
+
+
+LEAN_CHECK = """
+import importlib.util, sys
+import numpy as np, keras
+import hyperadam_keras
+from hyperadam_keras import HyperAdam, adam_ensemble, load_meta_params, save_meta_params
+keras.utils.set_random_seed(0)
+x = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
+y = (x.sum(axis=1) > 0).astype("int32")
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(2)])
+model.compile(optimizer=HyperAdam(), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+history = model.fit(x, y, batch_size=16, epochs=2, verbose=0).history["loss"]
+assert int(model.optimizer.iterations.numpy()) == 8 and all(np.isfinite(history)), history
+params = adam_ensemble(3, 2)
+path = save_meta_params(params, sys.argv[1])
+assert load_meta_params(path).fingerprint() == params.fingerprint()
+assert HyperAdam(meta_params=path).num_candidates == 3
+lab = [m for m in ("mlxtend", "tensorflow_datasets", "tqdm") if importlib.util.find_spec(m)]
+assert not lab, lab  # not installed: the base install does without them
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("mlxtend", "tensorflow_datasets", "matplotlib", "tqdm"))
+assert not loaded, loaded
+print("lean ok", hyperadam_keras.__file__)
+"""
+
+
+@pytest.mark.slow
+def test_base_install_trains_and_saves_without_the_lab_extra(tmp_path, wheel):
+    """`pip install hyperadam-keras` (no extras) into a fresh venv: its dependencies are TensorFlow, Keras
+    and NumPy only; HyperAdam trains a model and bundles save and load there; a lab command names the
+    [lab] extra. About a minute: pip installs TensorFlow from the package registry."""
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", str(venv)])
+    python, console = venv / "bin" / "python", venv / "bin" / "hyperadam-keras"
+    run([str(python), "-m", "pip", "install", "-q", "--no-compile", str(wheel)], timeout=400)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    out = run([str(python), "-c", LEAN_CHECK, str(tmp_path / "bundle")], cwd=outside, env=env, timeout=240)
+    assert "lean ok" in out and str(venv) in out
+    result = subprocess.run([str(console), "evaluate", "--list"], capture_output=True, text=True, timeout=240,
+                            cwd=outside, env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "[lab] extra: pip install 'hyperadam-keras[lab]'" in result.stderr and "Traceback" not in result.stderr

@@ -1,39 +1,77 @@
 """`hyperadam-keras`: the command line. Each subcommand lives in its own module, which provides
-`add_arguments(parser)` and `run(args) -> int`; this file only dispatches."""
+`add_arguments(parser)` and `run(args) -> int`; this file only dispatches.
+
+Before anything imports TensorFlow, `main` sets `TF_CPP_MIN_LOG_LEVEL` (3 unless the user set it;
+0 with `--verbose`) and imports TensorFlow with its C++ start-up lines filtered (`cli.quiet`). That is
+why this package and its parent import neither TensorFlow nor Keras at import time.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
+from typing import Sequence
 
-# subcommand -> (module, one-line help). Modules are imported lazily: `--help` stays fast.
+from hyperadam_keras.cli import quiet
+from hyperadam_keras.lab._requires import MissingExtraError
+
+# subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "make-bundle": ("hyperadam_keras.cli.make_bundle", "write an untrained Adam-ensemble bundle"),
     "meta-train": ("hyperadam_keras.cli.meta_train", "meta-train HyperAdam's meta-parameters (paper's recipe by default)"),
-    "inspect": ("hyperadam_keras.lab.inspect_bundle", "show a bundle's arrays, provenance and gate statistics"),
+    "inspect": ("hyperadam_keras.cli.inspect", "show a bundle's arrays, provenance and gate statistics"),
     "evaluate": ("hyperadam_keras.cli.evaluate", "run evaluation suites against tuned baselines; write reports"),
 }
 
+VERBOSE_FLAG = "--verbose"
+
 
 def build_parser() -> argparse.ArgumentParser:
+    """The full parser (imports every subcommand module, hence TensorFlow)."""
     parser = argparse.ArgumentParser(
         prog="hyperadam-keras", description="HyperAdam for Keras: meta-parameter bundles, meta-training, evaluation.")
+    parser.add_argument(VERBOSE_FLAG, action="store_true",
+                        help=f"show TensorFlow's C++ log lines, start-up ones included ({quiet.LOG_LEVEL_VARIABLE}="
+                             f"{quiet.VERBOSE_LEVEL}); without it the command uses {quiet.LOG_LEVEL_VARIABLE} "
+                             f"from the environment, or {quiet.QUIET_LEVEL} (no INFO, WARNING or ERROR lines) "
+                             "if unset. Goes before COMMAND")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        sub = commands.add_parser(name, help=help_text, description=help_text,
+        options = argparse.ArgumentParser(add_help=False)
+        try:
+            importlib.import_module(module_name).add_arguments(options)
+        except MissingExtraError as error:  # e.g. `evaluate` without the [lab] extra: the others still work
+            sub = commands.add_parser(name, help=help_text, description=help_text)
+            sub.set_defaults(_unavailable=str(error))  # main() says so, whatever the other arguments
+            continue
+        sub = commands.add_parser(name, parents=[options], help=help_text, description=help_text,
                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-        importlib.import_module(module_name).add_arguments(sub)
         sub.set_defaults(_module=module_name)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
-    return int(importlib.import_module(args._module).run(args) or 0)
+def _verbose(argv: Sequence[str]) -> bool:
+    """Whether the global `--verbose` comes before the subcommand (the first non-option word)."""
+    for token in argv:
+        if token == VERBOSE_FLAG:
+            return True
+        if not token.startswith("-"):
+            return False
+    return False
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    quiet.import_tensorflow(quiet.tensorflow_log_level(_verbose(argv)))
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not hasattr(args, "_unavailable"):
+        parser.parse_args(argv)  # argparse's own error for them (exit code 2)
+    try:
+        if hasattr(args, "_unavailable"):
+            raise MissingExtraError(args._unavailable)
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except MissingExtraError as error:
+        print(f"hyperadam-keras {args.command}: {error}", file=sys.stderr)
+        return 1

@@ -15,27 +15,31 @@ import os
 import shlex
 import sys
 
+from hyperadam_keras.cli.arg_types import comma_list, positive_int
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from hyperadam_keras.lab.eval.suites import BASELINE_NAMES
+
     parser.add_argument("--suite", action="append", default=None,
                         help="suite to run (repeatable); see --list. Default: quick")
     parser.add_argument("--suite-file", action="append", default=[],
                         help="JSON file defining a suite (repeatable); registers it for --suite")
     parser.add_argument("--bundle", action="append", default=None,
                         help="HyperAdam bundle directory (repeatable, for ablation-j). Default: the shipped one")
-    parser.add_argument("--seeds", type=int, default=None,
+    parser.add_argument("--seeds", type=positive_int, default=None,
                         help="evaluation seeds 0..N-1 (default: the suite's, 20 for the paper suites)")
-    parser.add_argument("--tune-seeds", type=int, default=None,
+    parser.add_argument("--tune-seeds", type=positive_int, default=None,
                         help="tuning seeds for the baselines' learning rates, disjoint from the evaluation "
                              "seeds (default: the suite's)")
-    parser.add_argument("--baselines", default=None,
+    parser.add_argument("--baselines", type=comma_list(BASELINE_NAMES), default=None,
                         help="comma-separated baselines to run instead of the suite's "
-                             "(Adam,RMSprop,SGD-momentum,Adagrad,Adadelta)")
+                             f"({','.join(BASELINE_NAMES)})")
     parser.add_argument("--long", action="store_true", help="the long horizons (paper-cnn: 10,000 steps)")
     parser.add_argument("--output-dir", default="runs/evaluate",
                         help="reports go to OUTPUT_DIR/SUITE/ (Markdown, PNG, JSON)")
     parser.add_argument("--no-xla", action="store_true", help="do not compile the training loop with XLA")
-    parser.add_argument("--chunk-size", type=int, default=100, help="training steps per compiled call")
+    parser.add_argument("--chunk-size", type=positive_int, default=100, help="training steps per compiled call")
     parser.add_argument("--no-curves", action="store_true", help="leave the per-step curves out of the JSON")
     parser.add_argument("--cache-dir", default=None, metavar="DIR",
                         help="store every finished training run in DIR (one JSON file per run, keyed by a "
@@ -50,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write one Markdown file with every suite's section (e.g. BENCHMARKS.md)")
     parser.add_argument("--preamble", default=None, metavar="FILE",
                         help="Markdown file whose text goes under the --benchmarks-md header")
-    parser.add_argument("--speed-steps", type=int, default=20,
+    parser.add_argument("--speed-steps", type=positive_int, default=20,
                         help="bench: timed steps per variant in the step-time measurements (median)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--list", action="store_true", help="list the suites and exit")
@@ -65,13 +69,16 @@ def run(args: argparse.Namespace) -> int:
     from hyperadam_keras.lab.eval import report
     from hyperadam_keras.lab.eval import suites
 
-    for path in args.suite_file:
-        suites.load_suite_file(path)
+    try:
+        for path in args.suite_file:
+            suites.load_suite_file(path)
+        chosen = [suites.get_suite(name) for name in args.suite or ["quick"]]
+    except (OSError, ValueError, KeyError, TypeError) as error:  # a JSONDecodeError is a ValueError
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"evaluate: {message}", file=sys.stderr)
+        return 2
     if args.list:
-        for suite in suites.SUITES.values():
-            tasks = ", ".join(f"{t.name} ({t.num_steps()} steps)" for t in suite.tasks)
-            print(f"{suite.name}: {suite.description}\n    seeds {suite.seeds}, tuning seeds {suite.tune_seeds}, "
-                  f"baselines {', '.join(suite.baselines)}\n    tasks: {tasks}")
+        print(suites.describe_suites())
         return 0
 
     all_results, json_dirs = [], []
@@ -85,10 +92,9 @@ def run(args: argparse.Namespace) -> int:
                 f.write(report.markdown(results) + "\n")
     else:
         command = _command_line() or None
-        baselines = [b.strip() for b in args.baselines.split(",") if b.strip()] if args.baselines else None
         bundles = args.bundle or [None]
-        for name in args.suite or ["quick"]:
-            suite = suites.get_suite(name)
+        for suite in chosen:
+            name = suite.name
             if len(bundles) > 1 and not suite.multi_bundle:
                 print(f"note: suite {name} compares HyperAdam bundles side by side: {len(bundles)} given",
                       file=sys.stderr)
@@ -101,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
                                              speed_kwargs={"steps": args.speed_steps, "progress": not args.quiet})
             else:
                 results = evaluate.run_suite(suite, bundles=bundles, seeds=args.seeds, tune_seeds=args.tune_seeds,
-                                             long=args.long, baselines=baselines, chunk_size=args.chunk_size,
+                                             long=args.long, baselines=args.baselines, chunk_size=args.chunk_size,
                                              jit_compile=not args.no_xla, progress=not args.quiet,
                                              command=command, keep_curves=not args.no_curves,
                                              cache_dir=args.cache_dir)

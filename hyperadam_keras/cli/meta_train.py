@@ -17,8 +17,13 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
-from hyperadam_keras.lab.meta.meta_train import RUN_CONTROL_FIELDS, TASKS, MetaTrainConfig
+from hyperadam_keras.cli.arg_types import (finite_nonnegative_float, nonnegative_int, optional, positive_float,
+                                           positive_int)
+from hyperadam_keras.equations import FEATURE_NORMALIZATIONS
+from hyperadam_keras.lab.meta.config import META_OBJECTIVES, RUN_CONTROL_FIELDS, VALIDATION_METRICS, MetaTrainConfig
+from hyperadam_keras.lab.meta.families import TASKS
 
 _DEFAULTS = MetaTrainConfig()
 
@@ -65,20 +70,28 @@ HELP: dict[str, str] = {
     "progress_bar": "show a tqdm progress bar with the meta-loss and ETA",
 }
 
-_OPTIONAL = {"data_dir", "meta_clip_norm", "stop_after_meta_steps", "stop_after_minutes"}
+# field -> argparse `type` (every non-boolean field has one; a test checks it): a bad value is an
+# argparse error naming the flag. Values from --config are checked by MetaTrainConfig itself.
+TYPES: dict[str, Callable[[str], Any]] = {
+    **dict.fromkeys(("batch_size", "num_candidates", "hidden", "horizon", "truncation", "epochs",
+                     "meta_batches_per_epoch", "validation_tasks"), positive_int),
+    **dict.fromkeys(("init_seed", "seed"), nonnegative_int),
+    **dict.fromkeys(("learning_rate", "epsilon", "init_weight_sum", "meta_learning_rate",
+                     "checkpoint_minutes"), positive_float),
+    "init_scale": finite_nonnegative_float,
+    "meta_clip_norm": optional(positive_float),
+    "stop_after_meta_steps": optional(positive_int),
+    "stop_after_minutes": optional(positive_float),
+    "data_dir": optional(str),
+    **dict.fromkeys(("task", "data_source", "init", "feature_normalization", "meta_objective", "meta_optimizer",
+                     "validation_metric"), str),
+}
 
-
-def _parser_type(field: dataclasses.Field):
-    """argparse `type` for a config field, from the type of its default (None allowed via 'none')."""
-    base = {"meta_clip_norm": float, "stop_after_meta_steps": int, "stop_after_minutes": float,
-            "data_dir": str}.get(field.name) or type(getattr(_DEFAULTS, field.name))
-    if field.name not in _OPTIONAL:
-        return base
-
-    def parse(text: str):
-        return None if text.lower() in ("none", "null", "") else base(text)
-    parse.__name__ = base.__name__
-    return parse
+# field -> the values argparse accepts (the others are checked by MetaTrainConfig).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "task": tuple(TASKS), "feature_normalization": FEATURE_NORMALIZATIONS,
+    "meta_objective": META_OBJECTIVES, "validation_metric": VALIDATION_METRICS,
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,8 +116,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                help=help_text)
         else:
-            group.add_argument(flag, type=_parser_type(field), default=argparse.SUPPRESS, help=help_text,
-                               metavar=field.name.upper())
+            group.add_argument(flag, type=TYPES[field.name], choices=CHOICES.get(field.name),
+                               default=argparse.SUPPRESS, help=help_text, metavar=field.name.upper())
 
 
 def config_from_args(args: argparse.Namespace) -> MetaTrainConfig:
@@ -133,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
-    from hyperadam_keras.lab.meta.meta_train import meta_train
+    from hyperadam_keras.lab.meta.outer_loop import meta_train
 
     try:
         result = meta_train(config, args.output_dir, resume=args.resume)

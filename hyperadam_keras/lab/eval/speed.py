@@ -46,6 +46,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from hyperadam_keras.defaults import DEFAULT_LEARNING_RATE
 from hyperadam_keras.optimizer import HyperAdam, MetaParamsLike, optimizer_memory, resolve_meta_params
 
 MODELS: dict[str, str] = {
@@ -104,14 +105,15 @@ def synthetic_batch(model: keras.Model, batch_size: int = 128, seed: int = 0) ->
             tf.constant(rng.integers(0, 10, batch_size).astype(np.int32)))
 
 
-def make_optimizer(variant: str, meta_params: MetaParamsLike = None, learning_rate: float | None = None):
-    """The optimizer of a variant (Adam's learning rate 1e-3, HyperAdam's 0.005: timing only)."""
+def make_optimizer(variant: str, meta_params: MetaParamsLike = None,
+                   learning_rate: float | None = None) -> keras.optimizers.Optimizer:
+    """The optimizer of a variant (Adam's learning rate 1e-3, HyperAdam's default: timing only)."""
     if variant.startswith("adam"):
         return keras.optimizers.Adam(learning_rate or 1e-3)
-    return HyperAdam(learning_rate or 0.005, meta_params=meta_params, jit_compile=variant != "hyperadam")
+    return HyperAdam(learning_rate or DEFAULT_LEARNING_RATE, meta_params=meta_params, jit_compile=variant != "hyperadam")
 
 
-def make_train_step(model: keras.Model, optimizer, xla: bool) -> Callable:
+def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer, xla: bool) -> Callable:
     """A compiled train step (forward, backward, `apply_gradients`) returning the loss."""
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     variables = model.trainable_variables
@@ -125,7 +127,7 @@ def make_train_step(model: keras.Model, optimizer, xla: bool) -> Callable:
     return tf.function(step, jit_compile=xla)
 
 
-def make_update_step(model: keras.Model, optimizer, xla: bool) -> Callable:
+def make_update_step(model: keras.Model, optimizer: keras.optimizers.Optimizer, xla: bool) -> Callable:
     """A compiled optimizer update alone: `apply_gradients` with the given gradients."""
     variables = model.trainable_variables
 

