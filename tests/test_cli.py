@@ -18,7 +18,7 @@ from hyperadam_keras import default_bundle_path, load_meta_params, random_meta_p
 from hyperadam_keras import cli
 from hyperadam_keras.lab.inspect_bundle import gate_statistics
 from hyperadam_keras.lab.meta.config import MetaTrainConfig
-from hyperadam_keras.cli import quiet
+from hyperadam_keras import _quiet_start as quiet
 from hyperadam_keras.cli.meta_train import HELP, TYPES
 from hyperadam_keras.lab._requires import MissingExtraError, require
 

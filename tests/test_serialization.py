@@ -236,3 +236,24 @@ def test_keras_file_of_an_earlier_version_loads(tmp_path):
     assert loaded.optimizer.meta_params.fingerprint() == model.optimizer.meta_params.fingerprint()
     assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations) == 3
     assert_same_slots(model, loaded)
+
+
+def test_import_hyperadam_keras_is_all_a_fresh_process_needs_to_load_a_keras_file(tmp_path):
+    import subprocess
+    import sys
+
+    from helpers_subprocess import REPO, child_env
+    model = default_model()
+    fit(model)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    load = f"import keras{{}}; m = keras.saving.load_model({str(path)!r}); print(type(m.optimizer).__name__)"
+    with_import = subprocess.run([sys.executable, "-c", load.format(", hyperadam_keras")], cwd=REPO,
+                                 env=child_env(), capture_output=True, text=True, timeout=120)
+    assert with_import.returncode == 0 and with_import.stdout.strip() == "HyperAdam", with_import.stderr
+    # Without the import Keras cannot know the class: the error names it and stays short (the config no
+    # longer embeds the shipped meta-parameters).
+    without = subprocess.run([sys.executable, "-c", load.format("")], cwd=REPO, env=child_env(),
+                             capture_output=True, text=True, timeout=120)
+    assert without.returncode != 0 and "HyperAdam" in without.stderr
+    assert len(without.stderr.strip().splitlines()[-1]) < 5_000

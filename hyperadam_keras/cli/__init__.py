@@ -1,9 +1,9 @@
 """`hyperadam-keras`: the command line. Each subcommand lives in its own module, which provides
 `add_arguments(parser)` and `run(args) -> int`; this file only dispatches.
 
-Before anything imports TensorFlow, `main` sets `TF_CPP_MIN_LOG_LEVEL` (3 unless the user set it;
-0 with `--verbose`) and imports TensorFlow with its C++ start-up lines filtered (`cli.quiet`). That is
-why this package and its parent import neither TensorFlow nor Keras at import time.
+TensorFlow's C++ start-up lines are kept off the console (`hyperadam_keras._quiet_start`): the
+package's `__init__` does it when the process is this command, before it imports TensorFlow; `main`
+does it for callers that import `hyperadam_keras.cli` some other way (a no-op once TensorFlow is in).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import importlib
 import sys
 from typing import Sequence
 
-from hyperadam_keras.cli import quiet
+from hyperadam_keras import _quiet_start as quiet
 from hyperadam_keras.lab._requires import MissingExtraError
 
 # subcommand -> (module, one-line help)
@@ -24,7 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("hyperadam_keras.cli.evaluate", "run evaluation suites against tuned baselines; write reports"),
 }
 
-VERBOSE_FLAG = "--verbose"
+VERBOSE_FLAG = quiet.VERBOSE_FLAG
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,19 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _verbose(argv: Sequence[str]) -> bool:
-    """Whether the global `--verbose` comes before the subcommand (the first non-option word)."""
-    for token in argv:
-        if token == VERBOSE_FLAG:
-            return True
-        if not token.startswith("-"):
-            return False
-    return False
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    quiet.import_tensorflow(quiet.tensorflow_log_level(_verbose(argv)))
+    quiet.import_tensorflow(quiet.tensorflow_log_level(quiet.verbose_requested(argv)))
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown and not hasattr(args, "_unavailable"):

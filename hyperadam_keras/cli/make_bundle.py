@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from hyperadam_keras.bundle import save_meta_params
@@ -31,31 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "weight-sum × learning_rate")
 
 
-def _refusal(output: Path, overwrite: bool) -> str | None:
-    """Why OUTPUT cannot be written, or None if it can (then it is new, empty, or a bundle to replace)."""
-    if not output.exists():
-        return None
-    if not output.is_dir():
-        return f"{output} exists and is not a directory; choose another path"
-    if not any(output.iterdir()):
-        return None
-    if not (output / "saved_model.pb").is_file():
-        return f"{output} exists, is not empty and holds no bundle; choose another path"
-    if not overwrite:
-        return f"{output} already holds a bundle; pass --overwrite to replace it, or choose another path"
-    return None
-
-
 def run(args: argparse.Namespace) -> int:
     if args.beta_min > args.beta_max:
         print(f"make-bundle: --beta-min ({args.beta_min}) must not exceed --beta-max ({args.beta_max})",
               file=sys.stderr)
         return 2
     output: Path = args.output
-    refusal = _refusal(output, args.overwrite)
-    if refusal:
-        print(f"make-bundle: {refusal}", file=sys.stderr)
-        return 2
     params = adam_ensemble(args.num_candidates, args.hidden, (args.beta_min, args.beta_max), args.gamma,
                            args.weight_sum)
     metadata = {
@@ -65,13 +44,10 @@ def run(args: argparse.Namespace) -> int:
                     "hidden": args.hidden, "beta_range": [args.beta_min, args.beta_max], "gamma": args.gamma,
                     "weight_sum": args.weight_sum},
     }
-    replace = output.is_dir() and any(output.iterdir())
-    if replace:  # write beside it first: a failed write leaves the old bundle in place
-        with tempfile.TemporaryDirectory(prefix=f".{output.name}-", dir=output.parent) as scratch:
-            save_meta_params(params, Path(scratch) / "bundle", metadata=metadata)
-            shutil.rmtree(output)
-            (Path(scratch) / "bundle").rename(output)
-    else:
-        save_meta_params(params, output, metadata=metadata)
+    try:  # refuses what it must not replace; a failed write leaves an old bundle in place
+        save_meta_params(params, output, metadata=metadata, overwrite=args.overwrite)
+    except FileExistsError as error:
+        print(f"make-bundle: {str(error).replace('overwrite=True', '--overwrite')}", file=sys.stderr)
+        return 2
     print(f"wrote {output}: {params}")
     return 0

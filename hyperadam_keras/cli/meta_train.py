@@ -63,7 +63,7 @@ HELP: dict[str, str] = {
                          "over the horizon) or final-loss (geometric mean of the final weights' full training "
                          "loss, what the evaluation suites report)",
     "seed": "seed of the run: selects the training and validation tasks",
-    "jit_compile": "compile the truncation with XLA (measured no faster on a 2-core CPU; see README)",
+    "jit_compile": "compile the truncation with XLA (measured no faster on a 2-core CPU; see docs/meta-training.md)",
     "checkpoint_minutes": "minutes between checkpoints (one is also written at every stop)",
     "stop_after_meta_steps": "stop this invocation after this many meta-steps ('none' = no limit)",
     "stop_after_minutes": "stop this invocation after this many minutes ('none' = no limit)",

@@ -76,7 +76,7 @@ class MetaTrainConfig:
     # weights (what the evaluation suites report; geometric so tasks of different loss scales count alike).
     validation_metric: str = "mean-loss"
     seed: int = 0
-    jit_compile: bool = False  # compile the truncation with XLA (not faster on CPU here; see README)
+    jit_compile: bool = False  # compile the truncation with XLA (not faster on CPU here; see docs/meta-training.md)
     # Run control (a resume may change these).
     checkpoint_minutes: float = 10.0
     stop_after_meta_steps: int | None = None  # stop this invocation after this many meta-steps

@@ -5,7 +5,6 @@ progress and meta-validation history (``assets/meta.json``); and the export itse
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -69,7 +68,4 @@ def bundle_metadata(config: MetaTrainConfig, task_name: str, task_description: s
 
 def export_bundle(params: MetaParams, path: str | os.PathLike, metadata: dict) -> Path:
     """Writes `params` as a bundle at `path`, replacing a previous export there."""
-    path = Path(path)
-    if path.exists():
-        shutil.rmtree(path)
-    return save_meta_params(params, path, metadata=metadata)
+    return save_meta_params(params, path, metadata=metadata, overwrite=True)

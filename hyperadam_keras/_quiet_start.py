@@ -1,4 +1,4 @@
-"""Keeps TensorFlow's C++ start-up lines off the console of `hyperadam-keras`.
+"""Keeps TensorFlow's C++ start-up lines off the console of the `hyperadam-keras` command.
 
 TensorFlow (2.19+) logs a few lines through absl while its shared libraries load, before anything
 reads `TF_CPP_MIN_LOG_LEVEL` (measured with TF 2.21: at every level the import prints "WARNING: All
@@ -9,6 +9,9 @@ command sets the variable before TensorFlow loads, and imports TensorFlow with s
 descriptor 2) sent to a temporary file, from which it copies back every line except the log lines
 below the level. Nothing changes TensorFlow's numerics (oneDNN stays on).
 
+The package's `__init__` calls `quiet_if_the_command()` before it imports TensorFlow: the console
+script imports the package (which registers `HyperAdam` with Keras, so that `import hyperadam_keras`
+is all a user needs to load a `.keras` file) before `cli.main` runs, so `main` would be too late.
 Stdlib only: this module runs before TensorFlow is imported.
 """
 
@@ -18,6 +21,7 @@ import os
 import re
 import sys
 import tempfile
+from typing import Sequence
 
 LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
 QUIET_LEVEL = 3  # 1 hides INFO, 2 also WARNING, 3 also ERROR (TensorFlow's meaning of the variable)
@@ -87,3 +91,37 @@ def import_tensorflow(level: int) -> None:
                 capture.seek(0)
                 sys.stderr.write(filter_log_lines(capture.read().decode("utf-8", "replace"), level))
                 sys.stderr.flush()
+
+
+COMMAND = "hyperadam-keras"
+COMMAND_MODULE = "hyperadam_keras.cli"
+VERBOSE_FLAG = "--verbose"
+
+
+def verbose_requested(argv: Sequence[str]) -> bool:
+    """Whether the global `--verbose` comes before the subcommand (the first non-option word)."""
+    for token in argv:
+        if token == VERBOSE_FLAG:
+            return True
+        if not token.startswith("-"):
+            return False
+    return False
+
+
+def command_arguments() -> list[str] | None:
+    """The arguments after the command when this process is `hyperadam-keras …` or `python -m
+    hyperadam_keras.cli …`; None for any other program (a user's script importing the package)."""
+    if os.path.basename(sys.argv[0]) == COMMAND:
+        return list(sys.argv[1:])
+    original = list(getattr(sys, "orig_argv", []))  # while `-m` locates the module, argv[0] is "-m"
+    for index in range(len(original) - 1):
+        if original[index] == "-m" and original[index + 1] in (COMMAND_MODULE, COMMAND_MODULE + ".__main__"):
+            return original[index + 2:]
+    return None
+
+
+def quiet_if_the_command() -> None:
+    """In the `hyperadam-keras` command only: sets the log level and imports TensorFlow quietly."""
+    argv = command_arguments()
+    if argv is not None:
+        import_tensorflow(tensorflow_log_level(verbose_requested(argv)))
