@@ -233,7 +233,7 @@ def test_cli_cache_dir(tmp_path, capsys, trained):
 # checks: `benchmarks/reproduce_runs.py` re-trained 30 runs of paper-table1 and paper-lstm (HyperAdam and
 # baselines) identical bit for bit, and CNN-1's HyperAdam run equal to the previous code's in the same process
 # setting (its recorded value came from a 1-thread worker: oneDNN's convolutions round by thread count).
-TRAINING_CODE_SHA256 = ""
+TRAINING_CODE_SHA256 = "86f170680c1a2bec26ac4b38da3fbad18f6abb41b4dee4aa2c8c6d1c4d5f38ef"
 
 
 def test_the_training_code_is_the_one_the_cache_version_was_recorded_for():
