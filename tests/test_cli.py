@@ -256,7 +256,7 @@ def test_console_command_prints_no_tensorflow_start_up_lines():
 
 def test_verbose_flag_and_the_users_level(monkeypatch):
     monkeypatch.delenv(quiet.LOG_LEVEL_VARIABLE, raising=False)
-    assert cli._verbose(["--verbose", "inspect", "b"]) and not cli._verbose(["inspect", "b", "--verbose"])
+    assert quiet.verbose_requested(["--verbose", "inspect", "b"]) and not quiet.verbose_requested(["inspect", "b", "--verbose"])
     assert quiet.tensorflow_log_level(verbose=False) == 3 == int(os.environ[quiet.LOG_LEVEL_VARIABLE])
     monkeypatch.setenv(quiet.LOG_LEVEL_VARIABLE, "1")  # the user's own value wins
     assert quiet.tensorflow_log_level(verbose=False) == 1

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from hyperadam_keras.lab.tasks import registry
 from hyperadam_keras.lab.tasks.registry import TASK_KINDS, build
 
 
@@ -36,7 +37,8 @@ CASES = {
 
 
 def test_every_registered_kind_has_a_case():
-    assert set(CASES) == set(TASK_KINDS)
+    # The package's own kinds (other tests register kinds of their own in the same table).
+    assert set(CASES) == {kind for kind, builder in TASK_KINDS.items() if builder.__module__ == registry.__name__}
 
 
 def _arrays(nest) -> list:
