@@ -68,10 +68,9 @@ class _BundleModule(tf.Module):
 
     def _step(self, weights, gradient, h, c, m, v, beta_hat, gamma_hat, learning_rate):
         """w_t = w_{t-1} - α d_t for one flat vector holding ALL coordinates (so norms are global)."""
-        direction, state = equations.hyperadam_direction(
-            self._weights(), gradient, equations.CoordinateState(h, c, m, v, beta_hat, gamma_hat),
-            *equations.feature_sq_scales([gradient], [m], self._feature_normalization), self._epsilon,
-            equations.feature_clip(self._feature_normalization))
+        (direction,), (state,) = equations.hyperadam_directions(
+            self._weights(), [gradient], [equations.CoordinateState(h, c, m, v, beta_hat, gamma_hat)],
+            self._epsilon, self._feature_normalization)
         return {"weights": weights - learning_rate * direction, **state._asdict()}
 
 

@@ -7,8 +7,9 @@ cannot drift apart. Everything is written with `keras.ops`, so the math runs on 
 Shapes: every per-coordinate quantity is a matrix with one row per coordinate, `[n, J]` for the J
 candidate moments and `[n, H]` for the LSTM task state. The two *global* reductions of the paper
 (the norm of the whole gradient, and the norm of every column of the previous moment over all
-coordinates of all variables) are computed by the caller and passed in, because a Keras optimizer
-updates one variable at a time; see `feature_sq_scales`.
+coordinates of all variables) are passed in to `hyperadam_direction`, because a Keras optimizer
+updates one variable at a time; see `feature_sq_scales`. `hyperadam_directions` does both halves for
+a list of tensors (the unroll, the bundle's `step`).
 """
 
 from __future__ import annotations
@@ -226,3 +227,19 @@ def hyperadam_direction(meta: MetaWeights, gradient, state: CoordinateState, gra
     candidates = adam_cell_candidates(m, v, beta_hat, gamma_hat, epsilon)
     rho = weight_cell(h, meta.weight_kernel, meta.weight_bias)
     return combine_candidates(rho, candidates), CoordinateState(h, c, m, v, beta_hat, gamma_hat)
+
+
+def hyperadam_directions(meta: MetaWeights, gradients: list, states: list, epsilon,
+                         feature_normalization: str = "norm") -> tuple[list, list]:
+    """One HyperAdam step for several tensors of one model: ([d_t] per tensor, [new CoordinateState]).
+
+    The step's two global reductions (`feature_sq_scales`) are taken over all of `gradients` and of the
+    states' m_{t-1}, then each tensor gets `hyperadam_direction` with them and the normalization's clip.
+    The unroll and the bundle's `step` use this; the Keras optimizer runs the same two halves apart
+    (reductions once per step, then one update per variable, as `tf.distribute` applies them).
+    """
+    grad_sq_norm, moment_col_sq_norms = feature_sq_scales(gradients, [s.m for s in states], feature_normalization)
+    clip = feature_clip(feature_normalization)
+    steps = [hyperadam_direction(meta, g, s, grad_sq_norm, moment_col_sq_norms, epsilon, clip)
+             for g, s in zip(gradients, states)]
+    return [direction for direction, _ in steps], [state for _, state in steps]

@@ -230,10 +230,11 @@ def test_cli_cache_dir(tmp_path, capsys, trained):
 # for `decay_after` (schedules.py added to the files): a run it can change is keyed by it
 # (`optimizer_identity`), every other run is the constant-step run bit for bit; and for the package layout
 # (lab/, the task modules split, the registry, the training loop added to the files) and the argument
-# checks: `benchmarks/reproduce_runs.py` re-trained 30 runs of paper-table1 and paper-lstm (HyperAdam and
+# checks and `equations.hyperadam_directions` (the unroll's and bundle's glue, op for op as before):
+# `benchmarks/reproduce_runs.py` re-trained 30 runs of paper-table1 and paper-lstm (HyperAdam and
 # baselines) identical bit for bit, and CNN-1's HyperAdam run equal to the previous code's in the same process
 # setting (its recorded value came from a 1-thread worker: oneDNN's convolutions round by thread count).
-TRAINING_CODE_SHA256 = "86f170680c1a2bec26ac4b38da3fbad18f6abb41b4dee4aa2c8c6d1c4d5f38ef"
+TRAINING_CODE_SHA256 = "ce91f81a18bb95d44c529bfb7d282505e6b087b20ed59a81e9d05141319bce7f"
 
 
 def test_the_training_code_is_the_one_the_cache_version_was_recorded_for():

@@ -7,9 +7,8 @@ Three kinds of state are kept apart, as in `learned_optimization`:
   * the unroll: an `UnrollState` (optimizee parameters, their optimizer state, the step counter) that
     a truncation takes in and hands back, so a horizon of T steps is T / K truncations of K steps.
 
-The update math is `equations.hyperadam_direction` with the two global reductions of the paper
-(`gradient_sq_norm`, `moment_column_sq_norms`) taken over all optimizee tensors, exactly as
-`HyperAdam._backend_update_step` does; a test checks that K steps here equal K steps of the optimizer.
+The update math is `equations.hyperadam_directions`: the two global reductions of the paper taken
+over all optimizee tensors, then `hyperadam_direction` per tensor, exactly as `HyperAdam` does; a test checks that K steps here equal K steps of the optimizer.
 
 Meta-loss of a truncation of K steps from iterate w_0: the mean of L(w_k; batch_k) for k = 1..K, the
 losses of the K iterates the truncation produces, each on the batch that step k+1 computes its
@@ -89,16 +88,9 @@ def hyperadam_update(meta: equations.MetaWeights, params: Sequence[tf.Tensor], g
 
     Returns (new params, new per-tensor states). Same math and reductions as `HyperAdam`.
     """
-    flat_grads = [tf.reshape(g, [-1]) for g in grads]
-    grad_sq_norm, moment_col_sq_norms = equations.feature_sq_scales(
-        flat_grads, [s.m for s in opt_state], feature_normalization)
-    clip = equations.feature_clip(feature_normalization)
-    new_params, new_states = [], []
-    for p, g, s in zip(params, flat_grads, opt_state):
-        direction, new_s = equations.hyperadam_direction(meta, g, s, grad_sq_norm, moment_col_sq_norms, epsilon,
-                                                         clip)
-        new_params.append(p - tf.cast(learning_rate, p.dtype) * tf.reshape(direction, tf.shape(p)))
-        new_states.append(new_s)
+    directions, new_states = equations.hyperadam_directions(
+        meta, [tf.reshape(g, [-1]) for g in grads], list(opt_state), epsilon, feature_normalization)
+    new_params = [p - tf.cast(learning_rate, p.dtype) * tf.reshape(d, tf.shape(p)) for p, d in zip(params, directions)]
     return new_params, new_states
 
 
