@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "meta-train": ("hyperadam_keras.cli.meta_train", "meta-train HyperAdam's meta-parameters (paper's recipe by default)"),
     "inspect": ("hyperadam_keras.cli.inspect", "show a bundle's arrays, provenance and gate statistics"),
     "evaluate": ("hyperadam_keras.cli.evaluate", "run evaluation suites against tuned baselines; write reports"),
+    "compare": ("hyperadam_keras.cli.compare", "will HyperAdam help my model? train it with HyperAdam and tuned Adam"),
 }
 
 VERBOSE_FLAG = quiet.VERBOSE_FLAG

@@ -10,5 +10,7 @@ Modules, one concern each (`evaluate` and `report` gather their public names in 
 - `cache`: the run cache and the identities its keys hash;
 - `runner`: `evaluate_task` and `run_suite`; `bench`: `run_bench`; `speed`: step time and FLOP/s;
   `machine`: what the numbers were measured on;
-- `formatting`, `markdown_report`, `plots`, `report`: the reports (numbers, Markdown, PNGs, files).
+- `formatting`, `markdown_report`, `plots`, `report`: the reports (numbers, Markdown, PNGs, files);
+- `compare`, `compare_builder`, `compare_report`: `hyperadam-keras compare`, HyperAdam against tuned Adam
+  on a user's own model (the builder contract, the runs, the table and plot).
 """
