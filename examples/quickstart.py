@@ -12,7 +12,8 @@ reports the training loss of the final weights).
 
 Adam's learning rate defaults to 0.03, the best of a grid on this very task (see the project's
 baselines); HyperAdam runs at its default step size 0.005 with the meta-parameters it ships.
-Writes OUTPUT_DIR/loss_curves.png and OUTPUT_DIR/results.json.
+Writes OUTPUT_DIR/loss_curves.png and OUTPUT_DIR/results.json; with --tensorboard DIR, HyperAdamMonitor
+logs the optimizer's internals of seed 0's HyperAdam run to DIR for TensorBoard.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def paper_mlp(seed: int, hidden: int = 20):
     ])
 
 
-def train_one(optimizer, x, y, seed: int, steps: int, batch_size: int, eval_every: int):
+def train_one(optimizer, x, y, seed: int, steps: int, batch_size: int, eval_every: int, callbacks=()):
     """Trains a fresh paper MLP with `optimizer`; returns [(step, loss on all images)], final accuracy."""
     import keras
     import tensorflow as tf
@@ -63,7 +64,7 @@ def train_one(optimizer, x, y, seed: int, steps: int, batch_size: int, eval_ever
     curve = [(0, full_loss())]
     record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: (
         curve.append((batch + 1, full_loss())) if (batch + 1) % eval_every == 0 or batch + 1 == steps else None))
-    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[record], shuffle=False)
+    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[record, *callbacks], shuffle=False)
     accuracy = float(np.mean(np.argmax(model.predict(x, verbose=0, batch_size=1000), axis=1) == y))
     return curve, accuracy
 
@@ -103,10 +104,13 @@ def main(argv=None) -> int:
     parser.add_argument("--meta-params", default=None, help="a HyperAdam bundle (default: the shipped one)")
     parser.add_argument("--eval-every", type=int, default=10, help="steps between full-data losses (default 10)")
     parser.add_argument("--output-dir", default="quickstart_output", help="where the PNG and JSON go")
+    parser.add_argument("--tensorboard", default=None, metavar="DIR",
+                        help="log HyperAdam's internals (seed 0) with HyperAdamMonitor to DIR; view them with "
+                             "`tensorboard --logdir DIR`")
     args = parser.parse_args(argv)
 
     import keras
-    from hyperadam_keras import HyperAdam, load_meta_params, default_bundle_path
+    from hyperadam_keras import HyperAdam, HyperAdamMonitor, load_meta_params, default_bundle_path
     from hyperadam_keras.lab.data.mnist import load_mnist
 
     out = Path(args.output_dir)
@@ -129,7 +133,10 @@ def main(argv=None) -> int:
     for seed in range(args.seeds):
         for label, make in optimizers.items():
             t0 = time.time()
-            curve, accuracy = train_one(make(), x, y, seed, args.steps, args.batch_size, args.eval_every)
+            monitor = (HyperAdamMonitor(args.tensorboard, every_n_steps=5)
+                       if args.tensorboard and seed == 0 and label.startswith("HyperAdam") else None)
+            curve, accuracy = train_one(make(), x, y, seed, args.steps, args.batch_size, args.eval_every,
+                                        callbacks=[monitor] if monitor else [])
             seconds[label] += time.time() - t0
             curves[label].append(curve)
             accuracies[label].append(accuracy)
@@ -155,6 +162,9 @@ def main(argv=None) -> int:
     plot(curves, out / "loss_curves.png", args.steps)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     print(f"\nwrote {out / 'loss_curves.png'} and {out / 'results.json'}")
+    if args.tensorboard:
+        print(f"HyperAdam's internals (effective step, weights rho, decays beta/gamma, skipped steps): "
+              f"tensorboard --logdir {args.tensorboard}  (docs/monitor.md says what each chart means)")
     return 0
 
 

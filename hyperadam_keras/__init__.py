@@ -16,11 +16,13 @@ from hyperadam_keras.bundle import (  # noqa: E402
 from hyperadam_keras.meta_params import (  # noqa: E402
     MetaParams, MetaParamsError, adam_ensemble, random_meta_params)
 from hyperadam_keras.optimizer import HyperAdam, optimizer_memory  # noqa: E402
+from hyperadam_keras.monitor import HyperAdamMonitor  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "HyperAdam",
+    "HyperAdamMonitor",
     "MetaParams",
     "MetaParamsError",
     "adam_ensemble",

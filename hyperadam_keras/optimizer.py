@@ -179,6 +179,19 @@ class HyperAdam(keras.optimizers.Optimizer):
             False, trainable=False, name="invalid_learning_rate_seen",
             synchronization=tf.VariableSynchronization.ON_READ,
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA))
+        # Steps skipped so far (a non-finite gradient or an invalid learning rate), for `HyperAdamMonitor`;
+        # kept out of `self.variables` like the flag above, so checkpoints and `.keras` files are unchanged.
+        object.__setattr__(self, "_skipped_steps", tf.Variable(
+            0, dtype=tf.int64, trainable=False, name="skipped_steps",
+            synchronization=tf.VariableSynchronization.ON_READ,
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA))
+
+    @property
+    def skipped_steps(self) -> tf.Variable:
+        """The number of steps this optimizer object skipped (weights and state untouched): a non-finite
+        gradient under `skip_nonfinite`, or an invalid learning rate. Not saved: it restarts at 0 when a
+        model is loaded, while `iterations` is restored."""
+        return self._skipped_steps
 
     @property
     def learning_rate(self):
@@ -248,6 +261,7 @@ class HyperAdam(keras.optimizers.Optimizer):
         else:
             is_finite = tf.constant(True)
         is_finite = tf.logical_and(is_finite, alpha_is_valid)  # a step with an invalid rate is skipped too
+        self._skipped_steps.assign_add(tf.cast(tf.logical_not(is_finite), tf.int64))
         tf.__internal__.distribute.interim.maybe_merge_call(
             self._distributed_update, self._distribution_strategy,
             [(g, v) for g, (_, v) in zip(grads, grads_and_vars)],

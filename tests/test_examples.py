@@ -22,7 +22,7 @@ SCRIPTS = ["quickstart.py", "tfds_pipeline.py", "export_for_serving.py", "distri
 # name -> (script arguments after the script, given the run's own directory)
 FAST_RUNS = {
     "quickstart": lambda d: ["quickstart.py", "--steps", "10", "--seeds", "1", "--eval-every", "5",
-                             "--output-dir", str(d)],
+                             "--output-dir", str(d), "--tensorboard", str(d / "tb")],
     "tfds_pipeline": lambda d: ["tfds_pipeline.py", "--data-dir", str(d / "tfds"), "--output-dir", str(d / "run"),
                                 "--epochs", "2", "--steps-per-epoch", "4", "--interrupt-at-epoch", "1"],
     "export_for_serving": lambda d: ["export_for_serving.py", "--output-dir", str(d), "--epochs", "1",
@@ -68,6 +68,8 @@ def test_quickstart(fast_runs):
     assert set(finals) == {"HyperAdam", "Adam"}
     png = (tmp_path / "loss_curves.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert f"tensorboard --logdir {tmp_path / 'tb'}" in out  # the monitor's event files, and where to look
+    assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))
     results = json.loads((tmp_path / "results.json").read_text())
     for label, entry in results["optimizers"].items():
         steps = [step for step, _ in entry["curves"][0]]
