@@ -25,3 +25,13 @@ def mnist():
     x, y = mnist_data()
     order = np.random.default_rng(0).permutation(len(x))
     return x[order].astype(np.float32) / 255.0, y[order].astype(np.int32)
+
+
+@pytest.fixture(scope="session")
+def mirrored_strategy():
+    """One MirroredStrategy over the 2 logical CPU devices, shared by every test that needs one: a
+    second strategy in the same process reuses the first one's collective keys, and their all-reduces
+    of different shapes then abort ("Shape mismatch in the collective instance")."""
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    assert len(devices) >= 2, "conftest.py must split the CPU into 2 logical devices"
+    return tf.distribute.MirroredStrategy(devices[:2])

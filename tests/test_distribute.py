@@ -24,9 +24,7 @@ def compile_model(model):
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
 
 
-def test_mirrored_strategy_matches_single_device():
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-    assert len(devices) >= 2, "conftest.py must split the CPU into 2 logical devices"
+def test_mirrored_strategy_matches_single_device(mirrored_strategy):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(64, 12)).astype(np.float32)
     y = rng.integers(0, 3, 64)
@@ -36,7 +34,7 @@ def test_mirrored_strategy_matches_single_device():
     w0 = ref.flatten(single.get_weights())
     single.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)  # 4 steps of global batch 32
 
-    strategy = tf.distribute.MirroredStrategy(devices[:2])
+    strategy = mirrored_strategy
     assert strategy.num_replicas_in_sync == 2
     with strategy.scope():
         mirrored = build_model()

@@ -167,9 +167,8 @@ def test_gradient_accumulation_and_micro_steps(tmp_path):
     assert events[("rho/histogram", 5)][:, 2].sum() == 18 * 5  # caps 5 + 5 + 5 + 3 (6 would be 21 > 20)
 
 
-def test_mirrored_strategy_fit(tmp_path):
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
-    strategy = tf.distribute.MirroredStrategy(devices)
+def test_mirrored_strategy_fit(tmp_path, mirrored_strategy):
+    strategy = mirrored_strategy
     with strategy.scope():
         model = small_model()
         model.compile(optimizer=HyperAdam(meta_params=random_meta_params(5, 3, seed=7), jit_compile=False),
