@@ -5,6 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
+# Two test processes: the suite is mostly tracing and XLA compiles, which run on one core each (6.8 min
+# against 8.9 on 2 cores). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+
 .PHONY: demo test install clean
 
 $(STAMP): setup.cfg pyproject.toml
@@ -21,7 +25,7 @@ demo: $(STAMP)
 	$(BIN)/python examples/quickstart.py --seeds 1 --output-dir demo_output/quickstart --tensorboard demo_output/tensorboard
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) tests
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info demo_output

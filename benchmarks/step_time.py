@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hyperadam_keras import speed  # after parsing would hide --help speed; import is cheap enough
+    from hyperadam_keras.lab.eval import speed  # after parsing would hide --help speed; import is cheap enough
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn2", "1m"], choices=sorted(speed.MODELS),

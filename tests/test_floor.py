@@ -1,0 +1,66 @@
+"""The update floor (`lab/eval/floor.py`, `benchmarks/update_floor.py`): the counts are the equations'
+own, hand-derived at J = H = 20, and the floor is assembled from the measured rates as documented."""
+
+import importlib.util
+import json
+import math
+import pathlib
+
+from hyperadam_keras import random_meta_params
+from hyperadam_keras.lab.eval import floor
+from hyperadam_keras.lab.eval.speed import flop_per_coordinate
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_counts_at_the_paper_sizes():
+    # 2 × (LSTM 40·80 + decays 40·40 + weight cell 20·20) multiply-adds
+    assert flop_per_coordinate(20, 20) == 2 * (40 * 80 + 40 * 40 + 20 * 20) == 10_400
+    counts = floor.transcendentals_per_coordinate(20, 20)
+    # ELU(pre) 20 exp, 3 gate σ 60, tanh(g) and tanh(c) 40, one exp per (σ(z), σ(−z)) pair of β and γ 40,
+    # ELU(ρ) 20 exp, 20 square roots
+    assert counts == {"sigmoid": 60, "tanh": 40, "exp": 80, "sqrt": 20} and sum(counts.values()) == 200
+    assert floor.state_bytes_per_coordinate(20, 20) == 4 * (2 * 120 + 3) == 972
+    assert floor.state_bytes_per_coordinate(4, 3) == 4 * (2 * (6 + 16) + 3)
+
+
+def test_floor_is_assembled_from_the_measured_rates():
+    params = random_meta_params(5, 3, seed=0)
+    n = 4096
+    result = floor.update_floor(params, n=n, repeats=1)
+    rates, parts = result["rates"], result["floor_ms"]
+    products = n * flop_per_coordinate(5, 3) / max(rates["product_flops"].values())
+    transcendentals = n * sum(c / rates["transcendentals_per_s"][k]
+                              for k, c in floor.transcendentals_per_coordinate(5, 3).items())
+    memory = n * floor.state_bytes_per_coordinate(5, 3) / rates["memory_bytes_per_s"]
+    assert math.isclose(parts["products"], 1e3 * products, rel_tol=1e-12)
+    assert math.isclose(parts["transcendentals"], 1e3 * transcendentals, rel_tol=1e-12)
+    assert math.isclose(parts["memory"], 1e3 * memory, rel_tol=1e-12)
+    assert math.isclose(parts["floor"], max(parts["products"] + parts["transcendentals"], parts["memory"]))
+    assert result["measured_update_ms"] > 0
+    assert math.isclose(result["fraction_of_floor"], parts["floor"] / result["measured_update_ms"])
+    text = floor.format_floor(result)
+    assert "n = 4,096 coordinates, J = 5, H = 3" in text and "Fraction of the floor" in text
+
+
+def test_script_writes_json(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("update_floor", ROOT / "benchmarks" / "update_floor.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "floor.json"
+    assert script.main(["--n", "2048", "--repeats", "1", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["n"] == 2048 and result["num_candidates"] == 20 and result["fraction_of_floor"] > 0
+    assert "**floor**" in capsys.readouterr().out
+
+
+def test_stage_script_times_every_stage(capsys):
+    spec = importlib.util.spec_from_file_location("update_stages", ROOT / "benchmarks" / "update_stages.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--n", "1024", "--repeats", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "ms" not in line]
+    assert [row.split(" | ")[0][2:] for row in rows] == [
+        "task state (XLA)", "adam cells (XLA)", "whole update (XLA)", "product [x, h] x K alone (graph)",
+        "product [m', h] x [θu, θr] alone (graph)"]
+    assert all(float(row.split(" | ")[1].rstrip(" |")) > 0 for row in rows)
