@@ -109,8 +109,9 @@ def main(argv=None) -> int:
                              "`tensorboard --logdir DIR`")
     args = parser.parse_args(argv)
 
-    import keras
+    # The package first: it starts TensorFlow, quietly under HYPERADAM_KERAS_QUIET_START=1 (`make demo`).
     from hyperadam_keras import HyperAdam, HyperAdamMonitor, load_meta_params, default_bundle_path
+    import keras
     from hyperadam_keras.lab.data.mnist import load_mnist
 
     out = Path(args.output_dir)

@@ -120,8 +120,14 @@ def command_arguments() -> list[str] | None:
     return None
 
 
+QUIET_VARIABLE = "HYPERADAM_KERAS_QUIET_START"  # "1": any program that imports the package starts quietly
+
+
 def quiet_if_the_command() -> None:
-    """In the `hyperadam-keras` command only: sets the log level and imports TensorFlow quietly."""
+    """In the `hyperadam-keras` command, or in any program run with HYPERADAM_KERAS_QUIET_START=1 (as
+    `make demo` runs the quickstart): sets the log level and imports TensorFlow quietly."""
     argv = command_arguments()
     if argv is not None:
         import_tensorflow(tensorflow_log_level(verbose_requested(argv)))
+    elif os.environ.get(QUIET_VARIABLE) == "1":
+        import_tensorflow(tensorflow_log_level(verbose=False))

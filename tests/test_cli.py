@@ -243,6 +243,19 @@ def _console(*args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(CONSOLE), *args], capture_output=True, text=True, timeout=180, env=environment)
 
 
+def test_quiet_start_variable_quiets_any_program_that_imports_the_package():
+    """`make demo` runs the quickstart so: HYPERADAM_KERAS_QUIET_START=1 (and level 3, as the command)."""
+    code = "import sys, hyperadam_keras, tensorflow as tf; tf.constant(1.0); print('ok'); print('mine', file=sys.stderr)"
+    environment = {k: v for k, v in os.environ.items() if k != quiet.LOG_LEVEL_VARIABLE}
+    run = lambda **env: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
+                                       env={**environment, **env})
+    quiet_run = run(**{quiet.QUIET_VARIABLE: "1", quiet.LOG_LEVEL_VARIABLE: "3"})
+    assert quiet_run.returncode == 0 and quiet_run.stdout == "ok\n", quiet_run.stderr
+    assert quiet_run.stderr == "mine\n"
+    noisy_run = run()  # without the variable a program's start-up is TensorFlow's own
+    assert "oneDNN custom operations" in noisy_run.stderr
+
+
 @pytest.mark.skipif(not CONSOLE.is_file(), reason="the console script is not installed in this environment")
 def test_console_command_prints_no_tensorflow_start_up_lines():
     for args in (["--help"], ["inspect", str(default_bundle_path()), "--steps", "2"]):

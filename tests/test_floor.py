@@ -8,7 +8,7 @@ import pathlib
 
 from hyperadam_keras import random_meta_params
 from hyperadam_keras.lab.eval import floor
-from hyperadam_keras.lab.eval.speed import flop_per_coordinate
+from hyperadam_keras.lab.eval.floor import flop_per_coordinate
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -64,3 +64,19 @@ def test_stage_script_times_every_stage(capsys):
         "task state (XLA)", "adam cells (XLA)", "whole update (XLA)", "product [x, h] x K alone (graph)",
         "product [m', h] x [θu, θr] alone (graph)"]
     assert all(float(row.split(" | ")[1].rstrip(" |")) > 0 for row in rows)
+
+
+def test_speed_benchmark_gives_each_update_as_a_fraction_of_the_floor():
+    from hyperadam_keras.lab.eval import speed
+
+    results = speed.run_speed_benchmarks(models=["mlp"], steps=1, warmup=1, rounds=1, xla=False, floor_repeats=1)
+    result = results["models"]["mlp"]
+    floor_ms = result["floor"]["floor_ms"]["floor"]
+    assert result["floor"]["n"] == result["parameters"] == 784 * 20 + 20 + 20 * 10 + 10
+    update = result["update"]["hyperadam"]
+    assert math.isclose(update["fraction_of_floor"], floor_ms / update["median_ms"])
+    assert "fraction_of_floor" not in result["update"]["adam"]
+    table = speed.format_markdown(results)
+    row = next(line for line in table.splitlines() if line.startswith("| mlp | 15,910 | ") and "MiB" not in line
+               and line.count("|") == 13)
+    assert row.rstrip(" |").endswith(f"{update['fraction_of_floor']:.2f}")

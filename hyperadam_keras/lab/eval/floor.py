@@ -2,7 +2,7 @@
 
 One update of n coordinates (J candidates, LSTM width H) needs, per coordinate:
 
-* **products** `speed.flop_per_coordinate(J, H)` FLOP (10,400 at J = H = 20): the LSTM's [ĝ-features, h]
+* **products** `flop_per_coordinate(J, H)` FLOP (10,400 at J = H = 20): the LSTM's [ĝ-features, h]
   × [2H, 4H], the decay logits' [m', h] × [J+H, 2J] and the weight cell's h × [H, J];
 * **transcendental evaluations** `transcendentals_per_coordinate(J, H)`, counted at the fewest the
   equations need: the preprocessing ELU (H exponentials), the LSTM (4H gate activations and tanh(c_t),
@@ -36,12 +36,17 @@ import numpy as np
 import tensorflow as tf
 
 from hyperadam_keras import equations
-from hyperadam_keras.lab.eval.speed import flop_per_coordinate
 from hyperadam_keras.meta_params import MetaParams
 from hyperadam_keras.optimizer import compiled_coordinate_update
 
 EVALUATIONS_PER_ELEMENT = 64  # transcendental evaluations per element of the in-cache block
 CACHE_ROWS = 16384  # rows of the in-cache block (16384 × 20 float32 = 1.3 MB)
+
+
+def flop_per_coordinate(num_candidates: int = 20, hidden: int = 20) -> int:
+    """FLOP of one HyperAdam update per coordinate: 2 × (8H² + 2(J+H)J + HJ) (matrix products only)."""
+    J, H = num_candidates, hidden
+    return 2 * (8 * H * H + 2 * (J + H) * J + H * J)
 
 
 def transcendentals_per_coordinate(num_candidates: int = 20, hidden: int = 20) -> dict[str, int]:
@@ -127,8 +132,8 @@ def measured_update_seconds(meta_params: MetaParams, n: int, repeats: int = 7) -
     return median_seconds(lambda: update(*args)[0][-1], repeats)
 
 
-def update_floor(meta_params: MetaParams, n: int = 1_000_000, repeats: int = 7) -> dict:
-    """The rates, the floor of one update of n coordinates, the measured update and their ratio."""
+def floor_estimate(meta_params: MetaParams, n: int, repeats: int = 7) -> dict:
+    """The rates measured at n coordinates and the floor of one update of n coordinates they give."""
     J, H = meta_params.num_candidates, meta_params.hidden
     products = product_rates(n, H, repeats)
     transcendentals = transcendental_rates(H, repeats)
@@ -138,7 +143,6 @@ def update_floor(meta_params: MetaParams, n: int = 1_000_000, repeats: int = 7) 
     transcendental_seconds = n * sum(count / transcendentals[kind] for kind, count in counts.items())
     memory_seconds = n * state_bytes_per_coordinate(J, H) / bandwidth
     floor = max(product_seconds + transcendental_seconds, memory_seconds)
-    measured = measured_update_seconds(meta_params, n, repeats)
     return {
         "n": n, "num_candidates": J, "hidden": H,
         "rates": {"product_flops": products, "transcendentals_per_s": transcendentals,
@@ -147,9 +151,16 @@ def update_floor(meta_params: MetaParams, n: int = 1_000_000, repeats: int = 7) 
                            "state_bytes": state_bytes_per_coordinate(J, H)},
         "floor_ms": {"products": 1e3 * product_seconds, "transcendentals": 1e3 * transcendental_seconds,
                      "memory": 1e3 * memory_seconds, "floor": 1e3 * floor},
-        "measured_update_ms": 1e3 * measured,
-        "fraction_of_floor": floor / measured,
     }
+
+
+def update_floor(meta_params: MetaParams, n: int = 1_000_000, repeats: int = 7) -> dict:
+    """`floor_estimate`, the measured update of n coordinates and their ratio (`fraction_of_floor`)."""
+    result = floor_estimate(meta_params, n, repeats)
+    measured = measured_update_seconds(meta_params, n, repeats)
+    result["measured_update_ms"] = 1e3 * measured
+    result["fraction_of_floor"] = result["floor_ms"]["floor"] / result["measured_update_ms"]
+    return result
 
 
 def format_floor(result: dict) -> str:

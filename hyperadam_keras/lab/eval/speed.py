@@ -24,6 +24,10 @@ batch 128 by default; the numbers measure compute, not learning):
   without XLA), converted to FLOP/s with the count of :data:`FLOP_COUNT_NOTE`, against the float32
   matmul rate of the machine (a square `tf.matmul`, 2n³ FLOP).
 
+* **Floor**: this machine's least time for one update of the model's parameter count, from its measured
+  product, transcendental and memory rates (`floor.floor_estimate`); each HyperAdam update alone is
+  also given as a fraction of it (floor time / measured time; 1.0 is the machine's limit).
+
 * **Memory**: optimizer state per parameter (`optimizer_memory`): 4 (2H + 4J) bytes, 480 at J = H = 20,
   against Adam's 8.
 
@@ -47,6 +51,7 @@ import numpy as np
 import tensorflow as tf
 
 from hyperadam_keras.defaults import DEFAULT_LEARNING_RATE
+from hyperadam_keras.lab.eval.floor import flop_per_coordinate, floor_estimate
 from hyperadam_keras.optimizer import HyperAdam, MetaParamsLike, optimizer_memory, resolve_meta_params
 
 MODELS: dict[str, str] = {
@@ -70,12 +75,6 @@ FLOP_COUNT_NOTE = (
     "kernel (2H x 4H) = 8H^2, decay rates [m', h] (J+H) x (J+H x 2J) = 2(J+H)J, weight cell h (H) x (H x J) = HJ; "
     "element-wise work (about 30 J + 20 H operations: gates, moments, candidates) is not counted. "
     "J = H = 20: 5,200 multiply-adds = 10,400 FLOP per coordinate.")
-
-
-def flop_per_coordinate(num_candidates: int = 20, hidden: int = 20) -> int:
-    """FLOP of one HyperAdam update per coordinate: 2 × (8H² + 2(J+H)J + HJ) (matrix products only)."""
-    J, H = num_candidates, hidden
-    return 2 * (8 * H * H + 2 * (J + H) * J + H * J)
 
 
 def build_model(name: str, seed: int = 0) -> keras.Model:
@@ -244,7 +243,8 @@ def benchmark_model(name: str, steps: int = 50, warmup: int = 5, batch_size: int
 def run_speed_benchmarks(models: Iterable[str] = ("mlp", "cnn2", "1m"), steps: int = 50, warmup: int = 5,
                          batch_size: int = 128, xla: bool = True, meta_params: MetaParamsLike = None,
                          rounds: int = 5, update_steps: int | None = None, matmul_size: int = 1024,
-                         seed: int = 0, progress: bool = False) -> dict:
+                         seed: int = 0, progress: bool = False, with_floor: bool = True,
+                         floor_repeats: int = 5) -> dict:
     """Runs :func:`benchmark_model` for each model and measures the matmul rate; returns a JSON-able dict.
 
     Args:
@@ -257,6 +257,9 @@ def run_speed_benchmarks(models: Iterable[str] = ("mlp", "cnn2", "1m"), steps: i
         update_steps: timed calls of the update alone (default: `steps`).
         matmul_size: n of the n × n float32 matmul that measures the machine's rate.
         progress: print a line per model.
+        with_floor: also measure this machine's floor for an update of each model's parameter count
+            (`floor.floor_estimate`, `floor_repeats` calls per rate) and give each HyperAdam update as a
+            fraction of it (floor time / measured time).
     """
     params = resolve_meta_params(meta_params)
     started = time.perf_counter()
@@ -278,6 +281,11 @@ def run_speed_benchmarks(models: Iterable[str] = ("mlp", "cnn2", "1m"), steps: i
         for summary in result["update"].values():
             if "gflops" in summary:
                 summary["fraction_of_matmul_rate"] = summary["gflops"] / results["matmul"]["gflops"]
+        if with_floor:
+            result["floor"] = floor_estimate(params, result["parameters"], repeats=floor_repeats)
+            for label, summary in result["update"].items():
+                if label.startswith("hyperadam"):
+                    summary["fraction_of_floor"] = result["floor"]["floor_ms"]["floor"] / summary["median_ms"]
         results["models"][name] = result
         if progress:
             print(f"[speed] {name}: " + ", ".join(f"{v} {s['median_ms']:.2f} ms" for v, s in result["step"].items()),
@@ -324,8 +332,9 @@ def format_markdown(results: dict) -> str:
         f"{_fmt(matmul.get('gflops'), 1)} GFLOP/s.",
         "",
         "| model | parameters | Adam | Adam XLA | HyperAdam | HyperAdam XLA | HyperAdam GFLOP/update "
-        "| HyperAdam GFLOP/s | HyperAdam XLA GFLOP/s | % of matmul rate (best) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| HyperAdam GFLOP/s | HyperAdam XLA GFLOP/s | % of matmul rate (best) | floor (ms) "
+        "| fraction of floor (best) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, result in results.get("models", {}).items():
         update = result["update"]
@@ -336,10 +345,14 @@ def format_markdown(results: dict) -> str:
         fractions = [update[label]["fraction_of_matmul_rate"] for label in ("hyperadam", "hyperadam_xla")
                      if "fraction_of_matmul_rate" in update.get(label, {})]
         best = _fmt(100 * max(fractions), 1) + " %" if fractions else "–"
+        of_floor = [update[label]["fraction_of_floor"] for label in ("hyperadam", "hyperadam_xla")
+                    if "fraction_of_floor" in update.get(label, {})]
+        floor_ms = result.get("floor", {}).get("floor_ms", {}).get("floor")
         lines.append(
             f"| {name} | {result['parameters']:,} | {ms['adam']} | {ms['adam_xla']} | {ms['hyperadam']} | "
             f"{ms['hyperadam_xla']} | {_fmt(flop / 1e9, 3)} | {_fmt(gflops['hyperadam'], 1)} | "
-            f"{_fmt(gflops['hyperadam_xla'], 1)} | {best} |")
+            f"{_fmt(gflops['hyperadam_xla'], 1)} | {best} | {_fmt(floor_ms, 1)} | "
+            f"{_fmt(max(of_floor)) if of_floor else '–'} |")
     lines += ["", "Optimizer memory (`optimizer_memory`):", "",
               "| model | parameters | HyperAdam bytes/parameter | HyperAdam state | Adam state |",
               "|---|---:|---:|---:|---:|"]
