@@ -80,3 +80,13 @@ def test_speed_benchmark_gives_each_update_as_a_fraction_of_the_floor():
     row = next(line for line in table.splitlines() if line.startswith("| mlp | 15,910 | ") and "MiB" not in line
                and line.count("|") == 13)
     assert row.rstrip(" |").endswith(f"{update['fraction_of_floor']:.2f}")
+
+
+def test_layout_probe_agrees_with_the_shipped_update(capsys):
+    """The [K, n] experiment computes the shipped update (its exit status is the agreement check)."""
+    spec = importlib.util.spec_from_file_location("layout_probe", ROOT / "benchmarks" / "layout_probe.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--n", "777", "--repeats", "1", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| probe [K, n] |" in out and "largest relative difference" in out
