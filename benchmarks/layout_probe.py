@@ -64,18 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     from hyperadam_keras import equations
-    from hyperadam_keras.lab.eval.floor import median_seconds
+    from hyperadam_keras.lab.eval.floor import median_seconds, update_inputs
     from hyperadam_keras.optimizer import compiled_coordinate_update, resolve_meta_params
 
     params = resolve_meta_params(args.meta_params)
     if params.feature_normalization != "norm":
         parser.error(f"the probe implements the 'norm' features only; the bundle uses {params.feature_normalization!r}")
     J, H, n, epsilon = params.num_candidates, params.hidden, args.n, 1e-24
-    meta = equations.MetaWeights(*(tf.constant(a) for a in params.weights()))
-    rng = np.random.default_rng(0)
-    gradient = tf.constant(rng.normal(0, 1e-2, n).astype(np.float32))
-    weights = tf.constant(rng.normal(size=n).astype(np.float32))
-    state = [tf.constant(rng.uniform(0.1, 0.5, (n, H if i < 2 else J)).astype(np.float32)) for i in range(6)]
+    meta, gradient, weights, state = update_inputs(params, n)
+    state = list(state)
     state_t = [tf.constant(np.ascontiguousarray(s.numpy().T)) for s in state]
     grad_sq, col_sq = equations.feature_sq_scales([gradient], [state[2]], "norm")
     rate = tf.constant(0.005)

@@ -34,20 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--meta-params", default=None, help="bundle path (default: the shipped default)")
     args = parser.parse_args(argv)
 
-    import numpy as np
     import tensorflow as tf
 
     from hyperadam_keras import equations
+    from hyperadam_keras.lab.eval.floor import update_inputs
     from hyperadam_keras.optimizer import compiled_coordinate_update, resolve_meta_params
 
     params = resolve_meta_params(args.meta_params)
     J, H, n = params.num_candidates, params.hidden, args.n
-    meta = equations.MetaWeights(*(tf.constant(a) for a in params.weights()))
-    rng = np.random.default_rng(0)
-    g = tf.constant(rng.normal(0, 1e-2, n).astype(np.float32))
-    w = tf.constant(rng.normal(size=n).astype(np.float32))
-    s = equations.CoordinateState(*(tf.constant(rng.uniform(0.1, 0.5, (n, H if i < 2 else J)).astype(np.float32))
-                                    for i in range(6)))
+    meta, g, w, s = update_inputs(params, n)
     clip = equations.feature_clip(params.feature_normalization)
     grad_sq, col_sq = equations.feature_sq_scales([g], [s.m], params.feature_normalization)
 

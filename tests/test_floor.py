@@ -13,6 +13,14 @@ from hyperadam_keras.lab.eval.floor import flop_per_coordinate
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+def load_script(name: str):
+    """A script of benchmarks/ as a module (its `main(argv)` is called in this process)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
 def test_counts_at_the_paper_sizes():
     # 2 × (LSTM 40·80 + decays 40·40 + weight cell 20·20) multiply-adds
     assert flop_per_coordinate(20, 20) == 2 * (40 * 80 + 40 * 40 + 20 * 20) == 10_400
@@ -44,9 +52,7 @@ def test_floor_is_assembled_from_the_measured_rates():
 
 
 def test_script_writes_json(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("update_floor", ROOT / "benchmarks" / "update_floor.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("update_floor")
     out = tmp_path / "floor.json"
     assert script.main(["--n", "2048", "--repeats", "1", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
@@ -55,9 +61,7 @@ def test_script_writes_json(tmp_path, capsys):
 
 
 def test_stage_script_times_every_stage(capsys):
-    spec = importlib.util.spec_from_file_location("update_stages", ROOT / "benchmarks" / "update_stages.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("update_stages")
     assert script.main(["--n", "1024", "--repeats", "1"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "ms" not in line]
     assert [row.split(" | ")[0][2:] for row in rows] == [
@@ -84,9 +88,7 @@ def test_speed_benchmark_gives_each_update_as_a_fraction_of_the_floor():
 
 def test_layout_probe_agrees_with_the_shipped_update(capsys):
     """The [K, n] experiment computes the shipped update (its exit status is the agreement check)."""
-    spec = importlib.util.spec_from_file_location("layout_probe", ROOT / "benchmarks" / "layout_probe.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("layout_probe")
     assert script.main(["--n", "777", "--repeats", "1", "--rounds", "1"]) == 0
     out = capsys.readouterr().out
     assert "| probe [K, n] |" in out and "largest relative difference" in out

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -116,19 +116,37 @@ def memory_bandwidth(n: int, width: int, repeats: int = 7) -> float:
     return 2 * 4 * n * width / seconds
 
 
+class UpdateInputs(NamedTuple):
+    """Random inputs of one update of n coordinates (timing only): meta-parameters as tensors, the
+    gradient [n] ~ N(0, 0.01²), the weights [n] ~ N(0, 1) and a state of entries ~ U[0.1, 0.5)."""
+
+    meta: equations.MetaWeights
+    gradient: tf.Tensor
+    weights: tf.Tensor
+    state: equations.CoordinateState
+
+
+def update_inputs(meta_params: MetaParams, n: int, seed: int = 0) -> UpdateInputs:
+    """`UpdateInputs` for n coordinates of `meta_params`' sizes, seeded."""
+    J, H = meta_params.num_candidates, meta_params.hidden
+    rng = np.random.default_rng(seed)
+    gradient = tf.constant(rng.normal(0, 1e-2, n).astype(np.float32))
+    weights = tf.constant(rng.normal(size=n).astype(np.float32))
+    state = equations.CoordinateState(*(tf.constant(rng.uniform(0.1, 0.5, (n, H if i < 2 else J)).astype(np.float32))
+                                        for i in range(6)))
+    return UpdateInputs(equations.MetaWeights(*(tf.constant(a) for a in meta_params.weights())), gradient, weights,
+                        state)
+
+
 def measured_update_seconds(meta_params: MetaParams, n: int, repeats: int = 7) -> float:
     """Median time of `HyperAdam`'s compiled update of one variable of n coordinates (the step's
     global norms given, as the optimizer passes them)."""
-    J, H = meta_params.num_candidates, meta_params.hidden
-    rng = np.random.default_rng(2)
-    meta = equations.MetaWeights(*(tf.constant(a) for a in meta_params.weights()))
-    gradient = tf.constant(rng.normal(0, 1e-2, n).astype(np.float32))
-    weights = tf.constant(rng.normal(size=n).astype(np.float32))
-    state = [tf.constant(rng.uniform(0.1, 0.5, (n, H if i < 2 else J)).astype(np.float32)) for i in range(6)]
+    meta, gradient, weights, state = update_inputs(meta_params, n)
     clip = equations.feature_clip(meta_params.feature_normalization)
-    update = compiled_coordinate_update(J, H, 1e-24, clip)
-    grad_sq, col_sq = equations.feature_sq_scales([gradient], [state[2]], meta_params.feature_normalization)
-    args = (meta, gradient, state, weights, tf.constant(0.005), tf.constant(0.0), grad_sq, col_sq, tf.constant(True))
+    update = compiled_coordinate_update(meta_params.num_candidates, meta_params.hidden, 1e-24, clip)
+    grad_sq, col_sq = equations.feature_sq_scales([gradient], [state.m], meta_params.feature_normalization)
+    args = (meta, gradient, list(state), weights, tf.constant(0.005), tf.constant(0.0), grad_sq, col_sq,
+            tf.constant(True))
     return median_seconds(lambda: update(*args)[0][-1], repeats)
 
 
