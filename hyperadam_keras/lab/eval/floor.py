@@ -16,8 +16,8 @@ Rates are measured here, on this machine, each the best of the ways TensorFlow o
 * products: the skinny float32 product [n, 2H] × [2H, 4H], as a TensorFlow graph op (oneDNN on x86) and
   under XLA;
 * transcendentals: sigmoid, tanh, exp and sqrt evaluated 64 times per element (at shifted arguments)
-  of a [16384, H] block that stays in cache, under XLA (so their arithmetic, not memory, is timed), weighted by how many of each the update
-  needs;
+  of a [16384, H] block that stays in cache, under XLA (so their arithmetic, not memory, is timed),
+  weighted by how many of each the update needs;
 * memory: an XLA program that reads and writes a [n, 2H + 4J] float32 variable in place.
 
 floor = max(products + transcendentals, state traffic): the products and the transcendentals run on the

@@ -42,7 +42,6 @@ from __future__ import annotations
 import datetime
 import os
 import platform
-import statistics
 import time
 from typing import Callable, Iterable, Sequence
 
@@ -51,7 +50,7 @@ import numpy as np
 import tensorflow as tf
 
 from hyperadam_keras.defaults import DEFAULT_LEARNING_RATE
-from hyperadam_keras.lab.eval.floor import flop_per_coordinate, floor_estimate
+from hyperadam_keras.lab.eval.floor import floor_estimate, flop_per_coordinate, median_seconds
 from hyperadam_keras.optimizer import HyperAdam, MetaParamsLike, optimizer_memory, resolve_meta_params
 
 MODELS: dict[str, str] = {
@@ -172,9 +171,7 @@ def matmul_rate(size: int = 1024, repeats: int = 10) -> dict:
     rng = np.random.default_rng(0)
     a = tf.constant(rng.normal(size=(size, size)).astype(np.float32))
     b = tf.constant(rng.normal(size=(size, size)).astype(np.float32))
-    fn = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
-    seconds = time_interleaved({"matmul": fn}, repeats, warmup=2, rounds=1)["matmul"]
-    median = statistics.median(seconds)
+    median = median_seconds(tf.function(lambda: tf.reduce_sum(tf.matmul(a, b))), repeats)
     return {"size": size, "median_ms": median * 1e3, "gflops": 2 * size ** 3 / median / 1e9}
 
 
