@@ -15,6 +15,7 @@ from hyperadam_keras.bundle import (  # noqa: E402
     default_bundle_path, load_meta_params, read_bundle_metadata, save_meta_params)
 from hyperadam_keras.meta_params import (  # noqa: E402
     MetaParams, MetaParamsError, adam_ensemble, random_meta_params)
+from hyperadam_keras.defaults import PAPER_SETTINGS  # noqa: E402
 from hyperadam_keras.optimizer import HyperAdam, optimizer_memory  # noqa: E402
 from hyperadam_keras.monitor import HyperAdamMonitor  # noqa: E402
 
@@ -25,6 +26,7 @@ __all__ = [
     "HyperAdamMonitor",
     "MetaParams",
     "MetaParamsError",
+    "PAPER_SETTINGS",
     "adam_ensemble",
     "default_bundle_path",
     "load_meta_params",

@@ -7,9 +7,18 @@ import math
 
 import numpy as np
 
-DEFAULT_LEARNING_RATE = 0.005  # α of the paper's meta-training, and HyperAdam's default step
+PAPER_LEARNING_RATE = 0.005  # α of the paper's meta-training (and of ours): the step the unroll takes
+DEFAULT_LEARNING_RATE = 0.005  # HyperAdam's default step
 DEFAULT_EPSILON = 1e-24  # ε of the candidate updates m̂ = (m / β̂) / (sqrt(v / γ̂) + ε) (paper)
 DEFAULT_DECAY_AFTER = 100  # the paper's meta-training horizon T, and the shipped bundle's
+DEFAULT_WARMUP_STEPS = None  # W of the linear warm-up min(1, s / W); None: none (the paper)
+DEFAULT_MAX_RELATIVE_STEP = None  # τ of the relative-step cap (equations.cap_relative_step); None: none
+
+# The paper's algorithm with a bundle: `HyperAdam(**PAPER_SETTINGS)` takes the constant step α = 0.005 of
+# its meta-training at every update, with no warm-up and no cap (the equations of docs/equations.md
+# and nothing else; the feature normalization is the bundle's, "norm" for a bundle trained as the paper).
+PAPER_SETTINGS: dict = {"learning_rate": PAPER_LEARNING_RATE, "decay_after": None, "warmup_steps": None,
+                        "max_relative_step": None}
 
 
 def check_finite_non_negative(name: str, value: object, what: str = "a finite number >= 0") -> float:

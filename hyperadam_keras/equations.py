@@ -229,6 +229,34 @@ def hyperadam_direction(meta: MetaWeights, gradient, state: CoordinateState, gra
     return combine_candidates(rho, candidates), CoordinateState(h, c, m, v, beta_hat, gamma_hat)
 
 
+# The smallest weight scale `cap_relative_step` measures a step against: a tensor that is still all zeros
+# (a Keras bias at initialization) may still move, by up to max_relative_step × RELATIVE_STEP_FLOOR per step.
+RELATIVE_STEP_FLOOR = 1e-2
+
+
+def root_mean_square(x):
+    """RMS(x) = sqrt(mean(x²)) over all entries (a scalar)."""
+    return ops.sqrt(ops.mean(ops.square(x)))
+
+
+def cap_relative_step(delta, weights, max_relative_step: float):
+    """A step of one tensor, shrunk so that it moves the tensor by at most `max_relative_step` (τ) of its
+    scale (a documented variant, not the paper's; `HyperAdam(max_relative_step=τ)`):
+
+        Δ' = Δ · min(1, τ · max(RMS(w), RELATIVE_STEP_FLOOR) / RMS(Δ))
+
+    Only a cap: a step already below it is returned unchanged (the same floats). With Keras's default
+    initializers RMS(w) ∝ 1/√fan-in, so the cap is smaller on wider layers, where a coherent step of a
+    given size changes the layer's output more; it bounds the first steps of a learned optimizer whose
+    step is too large for the model, the way LARS and LAMB bound theirs by a trust ratio.
+    """
+    scale = ops.maximum(root_mean_square(weights), RELATIVE_STEP_FLOOR)
+    step = root_mean_square(delta)
+    bound = max_relative_step * scale
+    factor = ops.where(step > bound, bound / ops.maximum(step, 1e-30), 1.0)
+    return delta * factor
+
+
 def hyperadam_directions(meta: MetaWeights, gradients: list, states: list, epsilon,
                          feature_normalization: str = "norm") -> tuple[list, list]:
     """One HyperAdam step for several tensors of one model: ([d_t] per tensor, [new CoordinateState]).

@@ -6,7 +6,8 @@ needed to write):
 
     effective_step/overall, effective_step/<variable path>
                       RMS(w_{t-1} - w_t) / α_t over the sampled coordinates, α_t = learning_rate ·
-                      √(T / max(s, T)) the step the s-th update used (`schedules.horizon_decay_factor`)
+                      min(1, s / W) · √(T / max(s, T)) the step the s-th update used
+                      (`schedules.step_size_factor`; W = warmup_steps, no warm-up factor when None)
     rho/…             ρ_t = ELU(h_t θ_q + b_q)                     (`equations.weight_cell`)
     rho_sum/…         Σ_j ρ_t^j per coordinate
     beta/…, gamma/…   β_t = σ([m'_{t-1}, h_t] θ_u + b_u), γ_t = σ([m'_{t-1}, h_t] θ_r + b_r)
@@ -36,7 +37,7 @@ from tensorflow.core.framework import summary_pb2
 
 from hyperadam_keras import equations
 from hyperadam_keras.optimizer import HyperAdam
-from hyperadam_keras.schedules import horizon_decay_factor
+from hyperadam_keras.schedules import step_size_factor
 
 DEFAULT_EVERY_N_STEPS = 10
 DEFAULT_SAMPLE_SIZE = 2048  # coordinates in all
@@ -238,9 +239,9 @@ class HyperAdamMonitor(keras.callbacks.Callback):
         if self._sample is None:  # the optimizer is built by now
             self._sample = _CoordinateSample(optimizer, self.model.trainable_variables, self.per_variable,
                                              self.sample_size, self.seed)
-        # α_t as the step computes it: learning_rate (at `iterations`) times the decay factor of update s.
+        # α_t as the step computes it: learning_rate (at `iterations`) times the factor of update s.
         alpha = (tf.cast(optimizer.learning_rate, tf.float32)
-                 * horizon_decay_factor(iterations + 1, optimizer.decay_after))
+                 * step_size_factor(iterations + 1, optimizer.decay_after, optimizer.warmup_steps))
         self._pending = (iterations, alpha, self._sample.before())
 
     def on_train_batch_end(self, batch, logs=None):

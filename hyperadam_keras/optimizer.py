@@ -13,10 +13,12 @@ import tensorflow as tf
 
 from hyperadam_keras import equations
 from hyperadam_keras.bundle import default_meta_params, load_meta_params, meta_params_from_config, meta_params_to_config
-from hyperadam_keras.defaults import (DEFAULT_DECAY_AFTER, DEFAULT_EPSILON, DEFAULT_LEARNING_RATE, check_bool,
+from hyperadam_keras.defaults import (DEFAULT_DECAY_AFTER, DEFAULT_EPSILON, DEFAULT_LEARNING_RATE,
+                                      DEFAULT_MAX_RELATIVE_STEP, DEFAULT_WARMUP_STEPS, check_bool,
                                       check_finite_non_negative)
 from hyperadam_keras.meta_params import MetaParams, MetaParamsError
-from hyperadam_keras.schedules import check_decay_after, check_learning_rate, horizon_decay_factor, learning_rate_is_valid
+from hyperadam_keras.schedules import (check_decay_after, check_learning_rate, check_max_relative_step,
+                                       check_warmup_steps, learning_rate_is_valid, step_size_factor)
 
 SLOT_NAMES = ("h", "c", "m", "v", "beta_hat", "gamma_hat")
 _STATE_DTYPE = "float32"
@@ -26,31 +28,37 @@ MetaParamsLike = Union[None, str, os.PathLike, MetaParams, dict]
 
 def coordinate_update(meta: equations.MetaWeights, gradient, state: list, weights, learning_rate, weight_decay,
                       grad_sq_norm, moment_col_sq_norms, is_finite, epsilon: float,
-                      feature_clip: float | None = None):
-    """Pure update of n flattened coordinates: returns (Δw [n] to subtract, new state list).
+                      feature_clip: float | None = None, max_relative_step: float | None = None):
+    """Pure update of the n flattened coordinates of one tensor: returns (Δw [n] to subtract, new state list).
 
-    Δw = α (d_t + λ w); on a non-finite step (`is_finite` False) Δw = 0 and the state is returned as
-    it came, so the step leaves everything untouched.
+    Δw = α (d_t + λ w), capped to `max_relative_step` of the tensor's scale when given
+    (`equations.cap_relative_step`); on a non-finite step (`is_finite` False) Δw = 0 and the state is
+    returned as it came, so the step leaves everything untouched.
     """
     direction, new_state = equations.hyperadam_direction(
         meta, gradient, equations.CoordinateState(*state), grad_sq_norm, moment_col_sq_norms, epsilon,
         feature_clip)
     delta = learning_rate * (direction + weight_decay * weights)
+    if max_relative_step is not None:
+        delta = equations.cap_relative_step(delta, weights, max_relative_step)
     new_state = [tf.where(is_finite, new, old) for new, old in zip(new_state, state)]
     return tf.where(is_finite, delta, tf.zeros_like(delta)), new_state
 
 
 @functools.lru_cache(maxsize=None)
 def compiled_coordinate_update(num_candidates: int, hidden: int, epsilon: float,
-                               feature_clip: float | None = None) -> Callable:
-    """`coordinate_update` compiled with XLA, shared by every optimizer with this J, H, ε and feature clip.
+                               feature_clip: float | None = None, max_relative_step: float | None = None
+                               ) -> Callable:
+    """`coordinate_update` compiled with XLA, shared by every optimizer with this J, H, ε, feature clip
+    and relative-step cap.
 
     The meta-parameters are arguments, not constants baked into the graph, so a new optimizer
     instance reuses the compiled program of an earlier one instead of paying for another XLA
     compile; only the number of coordinates varies between calls (`reduce_retracing`).
     """
     del num_candidates, hidden  # cache keys: one function per (J, H) keeps the traced J, H static
-    return tf.function(functools.partial(coordinate_update, epsilon=epsilon, feature_clip=feature_clip),
+    return tf.function(functools.partial(coordinate_update, epsilon=epsilon, feature_clip=feature_clip,
+                                         max_relative_step=max_relative_step),
                        jit_compile=True, reduce_retracing=True)
 
 
@@ -121,6 +129,11 @@ class HyperAdam(keras.optimizers.Optimizer):
             learning rate (from a schedule or callable, or set later) is not finite and >= 0 is
             skipped in the same way whatever this flag, and a warning is printed once.
         jit_compile: compile the per-variable update with XLA (`tf.function(jit_compile=True)`).
+        warmup_steps: W: the step of the s-th update is also multiplied by min(1, s / W), a linear
+            warm-up (`schedules.warmup_factor`). None: no warm-up (the paper).
+        max_relative_step: τ: every update of a tensor w is shrunk, where needed, to move it by at
+            most τ · max(RMS(w), 0.01) in root mean square (`equations.cap_relative_step`). None: no
+            cap (the paper).
         {{base_optimizer_keyword_args}}
 
     Invalid arguments are a `ValueError` naming the argument and the value (a `MetaParamsError`, also a
@@ -135,6 +148,8 @@ class HyperAdam(keras.optimizers.Optimizer):
         decay_after: int | None = DEFAULT_DECAY_AFTER,
         skip_nonfinite: bool = True,
         jit_compile: bool = True,
+        warmup_steps: int | None = DEFAULT_WARMUP_STEPS,
+        max_relative_step: float | None = DEFAULT_MAX_RELATIVE_STEP,
         weight_decay: float | None = None,
         clipnorm: float | None = None,
         clipvalue: float | None = None,
@@ -154,6 +169,8 @@ class HyperAdam(keras.optimizers.Optimizer):
         decay_after = check_decay_after(decay_after)
         skip_nonfinite = check_bool("skip_nonfinite", skip_nonfinite)
         jit_compile = check_bool("jit_compile", jit_compile)
+        warmup_steps = check_warmup_steps(warmup_steps)
+        max_relative_step = check_max_relative_step(max_relative_step)
         super().__init__(
             learning_rate=learning_rate,
             weight_decay=weight_decay,
@@ -173,6 +190,8 @@ class HyperAdam(keras.optimizers.Optimizer):
         self.decay_after = decay_after
         self.skip_nonfinite = skip_nonfinite
         self.jit_compile = jit_compile
+        self.warmup_steps = warmup_steps
+        self.max_relative_step = max_relative_step
         # Set once a step was skipped for its learning rate, so that the warning is printed once. Not an
         # optimizer variable (`self.variables` and so checkpoints stay as they were) and not tracked.
         object.__setattr__(self, "_invalid_learning_rate_seen", tf.Variable(
@@ -248,7 +267,7 @@ class HyperAdam(keras.optimizers.Optimizer):
         alpha = tf.cast(learning_rate, _STATE_DTYPE)
         alpha_is_valid = learning_rate_is_valid(alpha)
         self._report_invalid_learning_rate(alpha_is_valid, alpha)
-        learning_rate = alpha * horizon_decay_factor(self._update_count(), self.decay_after)
+        learning_rate = alpha * step_size_factor(self._update_count(), self.decay_after, self.warmup_steps)
         grads = [tf.cast(g, _STATE_DTYPE) for g, _ in grads_and_vars]
         # Global reductions of the paper, once per step, over all variables updated in this step.
         moments = [self._slots["m"][self._get_variable_index(v)] for _, v in grads_and_vars]
@@ -308,8 +327,9 @@ class HyperAdam(keras.optimizers.Optimizer):
         if self.weight_decay is not None and self._use_weight_decay(variable):
             decay = self.weight_decay
         clip = equations.feature_clip(self.meta_params.feature_normalization)
-        update = (compiled_coordinate_update(J, H, self.epsilon, clip) if self.jit_compile
-                  else functools.partial(coordinate_update, epsilon=self.epsilon, feature_clip=clip))
+        update = (compiled_coordinate_update(J, H, self.epsilon, clip, self.max_relative_step) if self.jit_compile
+                  else functools.partial(coordinate_update, epsilon=self.epsilon, feature_clip=clip,
+                                         max_relative_step=self.max_relative_step))
         delta, new_state = update(
             equations.MetaWeights(*(tf.constant(a) for a in self.meta_params.weights())),
             tf.reshape(tf.cast(gradient, _STATE_DTYPE), (-1,)), state,
@@ -329,6 +349,8 @@ class HyperAdam(keras.optimizers.Optimizer):
             "decay_after": self.decay_after,
             "skip_nonfinite": self.skip_nonfinite,
             "jit_compile": self.jit_compile,
+            "warmup_steps": self.warmup_steps,
+            "max_relative_step": self.max_relative_step,
         })
         return config
 

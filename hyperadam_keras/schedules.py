@@ -8,8 +8,9 @@ import tensorflow as tf
 
 from hyperadam_keras.defaults import DEFAULT_DECAY_AFTER, check_finite_non_negative
 
-__all__ = ["DEFAULT_DECAY_AFTER", "check_decay_after", "check_learning_rate", "horizon_decay_factor",
-           "learning_rate_is_valid"]
+__all__ = ["DEFAULT_DECAY_AFTER", "check_decay_after", "check_learning_rate", "check_max_relative_step",
+           "check_warmup_steps", "horizon_decay_factor", "learning_rate_is_valid", "step_size_factor",
+           "warmup_factor"]
 
 
 def check_decay_after(decay_after: int | None) -> int | None:
@@ -43,6 +44,54 @@ def horizon_decay_factor(update_count: tf.Tensor | int, decay_after: int | None)
     horizon = float(decay_after)
     s = tf.cast(update_count, tf.float32)
     return tf.sqrt(horizon / tf.maximum(s, horizon))
+
+
+def check_warmup_steps(warmup_steps: int | None) -> int | None:
+    """`warmup_steps` as an int ≥ 1, or None (no warm-up); anything else is a ValueError naming it."""
+    if warmup_steps is None:
+        return None
+    message = f"warmup_steps must be None or an integer number of steps >= 1, got {warmup_steps!r}"
+    if isinstance(warmup_steps, (bool, str)):
+        raise ValueError(message)
+    try:
+        whole = float(warmup_steps).is_integer()
+    except (TypeError, ValueError) as error:
+        raise ValueError(message) from error
+    if not whole or int(warmup_steps) < 1:
+        raise ValueError(message)
+    return int(warmup_steps)
+
+
+def check_max_relative_step(max_relative_step: float | None) -> float | None:
+    """`max_relative_step` as a float > 0 (finite), or None (no cap); anything else is a ValueError naming it."""
+    if max_relative_step is None:
+        return None
+    value = check_finite_non_negative("max_relative_step", max_relative_step, "None or a finite number > 0")
+    if value == 0:
+        raise ValueError(f"max_relative_step must be None or a finite number > 0, got {max_relative_step!r}")
+    return value
+
+
+def warmup_factor(update_count: tf.Tensor | int, warmup_steps: int | None) -> tf.Tensor:
+    """min(1, s / W) for the s-th update (s ≥ 1) and W = `warmup_steps`; 1 when `warmup_steps` is None.
+
+    The first steps of an Adam-type update are the least informed (its second moments rest on a few
+    gradients, and each candidate's m̂/√v̂ is near ±1 on every coordinate): a linear warm-up keeps them
+    small, the remedy Adam users apply to the spikes of batch-normalized and attention models.
+    """
+    if warmup_steps is None:
+        return tf.constant(1.0, tf.float32)
+    s = tf.cast(update_count, tf.float32)
+    return tf.minimum(1.0, s / float(warmup_steps))
+
+
+def step_size_factor(update_count: tf.Tensor | int, decay_after: int | None,
+                     warmup_steps: int | None = None) -> tf.Tensor:
+    """What multiplies α at the s-th update: `warmup_factor` × `horizon_decay_factor`."""
+    factor = horizon_decay_factor(update_count, decay_after)
+    if warmup_steps is None:
+        return factor
+    return factor * warmup_factor(update_count, warmup_steps)
 
 
 def check_learning_rate(learning_rate: object) -> object:

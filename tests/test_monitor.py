@@ -68,7 +68,7 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def expected(capture, s, sample, arrays, normalization, decay_after, lr_scale=1.0):
+def expected(capture, s, sample, arrays, normalization, decay_after, lr_scale=1.0, warmup_steps=None):
     """Float64 tags of update s from the captured state: effective step, ρ, Σρ, β, γ on the sample."""
     weights, moments, lr = capture.before[s]
     after_weights, hidden = capture.after[s]
@@ -76,7 +76,7 @@ def expected(capture, s, sample, arrays, normalization, decay_after, lr_scale=1.
     index = list(sample.values())
     take = lambda arrays_, k=None: np.concatenate(  # noqa: E731
         [np.asarray(a, np.float64).reshape(-1, *([] if k is None else [k]))[ix] for a, ix in zip(arrays_, index)])
-    alpha = lr * np.sqrt(decay_after / max(s, decay_after)) * lr_scale
+    alpha = lr * np.sqrt(decay_after / max(s, decay_after)) * lr_scale * (min(1, s / warmup_steps) if warmup_steps else 1)
     delta = take(weights) - take(after_weights)
     out = {"effective_step/overall": np.sqrt(np.mean(delta ** 2)) / alpha}
     start = 0
@@ -102,12 +102,14 @@ def expected(capture, s, sample, arrays, normalization, decay_after, lr_scale=1.
     return out
 
 
-@pytest.mark.parametrize("normalization, jit", [("norm", False), ("rms-clip", True)])
-def test_fit_writes_the_expected_tags_and_values(tmp_path, normalization, jit):
-    """30 updates, every 5th sampled, one NaN batch; the model step with and without XLA (jit_compile)."""
+@pytest.mark.parametrize("normalization, jit, warmup_steps", [("norm", False, None), ("rms-clip", True, 20)])
+def test_fit_writes_the_expected_tags_and_values(tmp_path, normalization, jit, warmup_steps):
+    """30 updates, every 5th sampled, one NaN batch; the model step with and without XLA (jit_compile);
+    α_t with the decay after 10 updates, and with a warm-up over 20 updates."""
     params = random_meta_params(5, 3, seed=7, scale=1.0).with_feature_normalization(normalization)
     model = small_model()
-    model.compile(optimizer=HyperAdam(learning_rate=0.01, meta_params=params, decay_after=10), jit_compile=jit,
+    model.compile(optimizer=HyperAdam(learning_rate=0.01, meta_params=params, decay_after=10,
+                                      warmup_steps=warmup_steps, max_relative_step=None), jit_compile=jit,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     monitor, capture = HyperAdamMonitor(tmp_path, every_n_steps=EVERY), Capture()
     x, y = data()
@@ -119,7 +121,8 @@ def test_fit_writes_the_expected_tags_and_values(tmp_path, normalization, jit):
     sampled_steps = list(range(EVERY, STEPS + 1, EVERY))
     assert sorted({step for _, step in events}) == sampled_steps
     for s in sampled_steps:
-        want = expected(capture, s, sample, params.arrays(), normalization, decay_after=10)
+        want = expected(capture, s, sample, params.arrays(), normalization, decay_after=10,
+                        warmup_steps=warmup_steps)
         for tag, value in want.items():
             if tag.endswith("/extent"):  # the histogram: all n values, from their min to their max
                 buckets = events[(tag.replace("/extent", "/histogram"), s)]
@@ -128,7 +131,9 @@ def test_fit_writes_the_expected_tags_and_values(tmp_path, normalization, jit):
                 np.testing.assert_allclose([buckets[0, 0], buckets[-1, 1]], [low, high], rtol=1e-5, atol=1e-6)
             else:
                 np.testing.assert_allclose(events[(tag, s)], value, rtol=1e-5, atol=1e-6, err_msg=f"{tag} at {s}")
-        np.testing.assert_allclose(events[("learning_rate/alpha_t", s)], 0.01 * np.sqrt(10 / max(s, 10)), rtol=1e-6)
+        warmup = min(1, s / warmup_steps) if warmup_steps else 1
+        np.testing.assert_allclose(events[("learning_rate/alpha_t", s)], 0.01 * np.sqrt(10 / max(s, 10)) * warmup,
+                                   rtol=1e-6)
         skipped = int(s > NAN_BATCH)
         assert events[("skipped/steps", s)] == skipped
         np.testing.assert_allclose(events[("skipped/fraction", s)], skipped / s)

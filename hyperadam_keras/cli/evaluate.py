@@ -4,6 +4,7 @@
     hyperadam-keras evaluate --suite ablation-j --bundle bundles/j10 --bundle bundles/j20
     hyperadam-keras evaluate --suite-file my_suite.json --suite my-suite
     hyperadam-keras evaluate --suite paper-table1 --cache-dir runs/cache   # resumable; reuses baseline runs
+    hyperadam-keras evaluate --suite generalization --cache-dir runs/fit-cache   # Keras models via fit
     hyperadam-keras evaluate --from-json runs/eval/*/*.json --benchmarks-md BENCHMARKS.md
     hyperadam-keras evaluate --list
 """
@@ -19,6 +20,7 @@ from hyperadam_keras.cli.arg_types import comma_list, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from hyperadam_keras.lab.eval.compare import ADAMW
     from hyperadam_keras.lab.eval.suites import BASELINE_NAMES
 
     parser.add_argument("--suite", action="append", default=None,
@@ -32,9 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tune-seeds", type=positive_int, default=None,
                         help="tuning seeds for the baselines' learning rates, disjoint from the evaluation "
                              "seeds (default: the suite's)")
-    parser.add_argument("--baselines", type=comma_list(BASELINE_NAMES), default=None,
+    parser.add_argument("--baselines", type=comma_list(BASELINE_NAMES + (ADAMW,)), default=None,
                         help="comma-separated baselines to run instead of the suite's "
-                             f"({','.join(BASELINE_NAMES)})")
+                             f"({','.join(BASELINE_NAMES)}; {ADAMW} in fit suites such as generalization)")
+    parser.add_argument("--task", action="append", default=None, metavar="NAME",
+                        help="fit suites (generalization): run only this task (repeatable)")
+    parser.add_argument("--no-hyperadam", action="store_true",
+                        help="fit suites: run only the baselines (with --cache-dir: fills the cache ahead of "
+                             "HyperAdam's runs)")
     parser.add_argument("--long", action="store_true", help="the long horizons (paper-cnn: 10,000 steps)")
     parser.add_argument("--output-dir", default="runs/evaluate",
                         help="reports go to OUTPUT_DIR/SUITE/ (Markdown, PNG, JSON)")
@@ -80,6 +87,25 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         print(suites.describe_suites())
         return 0
+    for suite in chosen:
+        fit = suite.kind == "fit"
+        if not fit and args.baselines and "AdamW" in args.baselines:
+            print(f"evaluate: --baselines AdamW: only fit suites (generalization) run AdamW, not {suite.name}",
+                  file=sys.stderr)
+            return 2
+        if not fit and args.no_hyperadam:
+            print(f"evaluate: --no-hyperadam: only fit suites (generalization) run without HyperAdam, not "
+                  f"{suite.name}", file=sys.stderr)
+            return 2
+        if not fit and args.task:
+            print(f"evaluate: --task: only fit suites (generalization) run single tasks, not {suite.name}",
+                  file=sys.stderr)
+            return 2
+        unknown = sorted(set(args.task or ()) - {t.name for t in suite.tasks})
+        if fit and unknown:
+            print(f"evaluate: --task {', '.join(unknown)}: not a task of {suite.name} "
+                  f"(its tasks: {', '.join(t.name for t in suite.tasks)})", file=sys.stderr)
+            return 2
 
     all_results, json_dirs = [], []
     if args.from_json:
@@ -105,6 +131,12 @@ def run(args: argparse.Namespace) -> int:
                                              tune_seeds=args.tune_seeds, progress=not args.quiet, command=command,
                                              jit_compile=not args.no_xla,
                                              speed_kwargs={"steps": args.speed_steps, "progress": not args.quiet})
+            elif suite.kind == "fit":
+                from hyperadam_keras.lab.eval.fit_suite import run_fit_suite
+                results = run_fit_suite(suite, bundles=bundles[:1], seeds=args.seeds, tune_seeds=args.tune_seeds,
+                                        baselines=args.baselines, progress=not args.quiet, command=command,
+                                        keep_curves=not args.no_curves, cache_dir=args.cache_dir, tasks=args.task,
+                                        include_hyperadam=not args.no_hyperadam)
             else:
                 results = evaluate.run_suite(suite, bundles=bundles, seeds=args.seeds, tune_seeds=args.tune_seeds,
                                              long=args.long, baselines=args.baselines, chunk_size=args.chunk_size,

@@ -20,6 +20,7 @@ DISTRIBUTIONS: dict[str, str] = {
     "matplotlib": "matplotlib",
     "tqdm": "tqdm",
     "tensorboard": "tensorboard",
+    "sklearn": "scikit-learn",
 }
 
 

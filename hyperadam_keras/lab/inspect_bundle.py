@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from hyperadam_keras import equations
 from hyperadam_keras.bundle import load_meta_params, read_bundle_metadata
-from hyperadam_keras.defaults import DEFAULT_EPSILON, DEFAULT_LEARNING_RATE
+from hyperadam_keras.defaults import DEFAULT_EPSILON, PAPER_LEARNING_RATE
 from hyperadam_keras.lab.meta import unroll as U
 from hyperadam_keras.lab.tasks.base import Task
 from hyperadam_keras.lab.tasks.registry import build
@@ -53,7 +53,7 @@ class _RunningStats:
                 "spread": float((self.high - self.low).max())}
 
 
-def gate_statistics(params: MetaParams, task, seed: int = 0, steps: int = 20, learning_rate: float = DEFAULT_LEARNING_RATE,
+def gate_statistics(params: MetaParams, task, seed: int = 0, steps: int = 20, learning_rate: float = PAPER_LEARNING_RATE,
                     epsilon: float = DEFAULT_EPSILON) -> dict:
     """Runs HyperAdam for `steps` steps on `task` and summarizes β, γ and ρ over coordinates and steps.
 

@@ -9,9 +9,10 @@ from typing import Callable, Sequence
 import keras
 
 from hyperadam_keras.bundle import default_bundle_path, read_bundle_metadata
-from hyperadam_keras.defaults import DEFAULT_DECAY_AFTER, DEFAULT_LEARNING_RATE
+from hyperadam_keras.defaults import (DEFAULT_DECAY_AFTER, DEFAULT_LEARNING_RATE, DEFAULT_MAX_RELATIVE_STEP,
+                                      DEFAULT_WARMUP_STEPS)
 from hyperadam_keras.optimizer import HyperAdam, resolve_meta_params
-from hyperadam_keras.schedules import check_decay_after
+from hyperadam_keras.schedules import check_decay_after, check_max_relative_step, check_warmup_steps
 
 OptimizerFactory = Callable[[float], keras.optimizers.Optimizer]
 
@@ -68,9 +69,12 @@ def baseline_spec(name: str, grid: Sequence[float] | None = None) -> OptimizerSp
 
 def hyperadam_spec(bundle: str | None = None, label: str | None = None,
                    learning_rate: float = DEFAULT_LEARNING_RATE,
-                   decay_after: int | None = DEFAULT_DECAY_AFTER) -> OptimizerSpec:
+                   decay_after: int | None = DEFAULT_DECAY_AFTER,
+                   warmup_steps: int | None = DEFAULT_WARMUP_STEPS,
+                   max_relative_step: float | None = DEFAULT_MAX_RELATIVE_STEP) -> OptimizerSpec:
     """HyperAdam with the bundle at `bundle` (None: the shipped default), untuned at `learning_rate`,
-    with the optimizer's default `decay_after` unless told otherwise."""
+    with the optimizer's default `decay_after`, `warmup_steps` and `max_relative_step` unless told
+    otherwise."""
     params = resolve_meta_params(bundle)
     path = str(bundle) if bundle is not None else str(default_bundle_path())
     try:
@@ -81,9 +85,12 @@ def hyperadam_spec(bundle: str | None = None, label: str | None = None,
         label = "HyperAdam" if bundle is None else f"HyperAdam[J={params.num_candidates}]"
 
     def factory(lr: float) -> keras.optimizers.Optimizer:
-        return HyperAdam(learning_rate=lr, meta_params=params, decay_after=decay_after)
+        return HyperAdam(learning_rate=lr, meta_params=params, decay_after=decay_after, warmup_steps=warmup_steps,
+                         max_relative_step=max_relative_step)
 
     return OptimizerSpec(label=label, factory=factory, default_lr=float(learning_rate), grid=(), info={
-        "kind": "hyperadam", "decay_after": check_decay_after(decay_after), "bundle": path,
+        "kind": "hyperadam", "decay_after": check_decay_after(decay_after),
+        "warmup_steps": check_warmup_steps(warmup_steps), "max_relative_step": check_max_relative_step(max_relative_step),
+        "bundle": path,
         "bundle_is_default": bundle is None, "num_candidates": params.num_candidates, "hidden": params.hidden,
         "sha256": params.fingerprint(), "trained": metadata.get("trained"), "description": metadata.get("description")})

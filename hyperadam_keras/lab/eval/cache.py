@@ -60,13 +60,17 @@ def optimizer_identity(spec: OptimizerSpec, optimizer: keras.optimizers.Optimize
     says; HyperAdam's label only names a bundle in the report).
 
     HyperAdam's `decay_after` is left out where it cannot change the run: None (a constant step, as
-    every run before the option existed) or at least `steps` (its factor is exactly 1 for every step)."""
+    every run before the option existed) or at least `steps` (its factor is exactly 1 for every step);
+    `warmup_steps` and `max_relative_step` where they are None (the run of every earlier version)."""
     config = dict(optimizer.get_config())
     for name in ("name", "learning_rate"):  # the name is cosmetic; the rate is keyed on its own
         config.pop(name, None)
     if "decay_after" in config and (config["decay_after"] is None
                                     or (steps is not None and steps <= config["decay_after"])):
         del config["decay_after"]
+    for name in ("warmup_steps", "max_relative_step"):  # None: the run every version before them made
+        if name in config and config[name] is None:
+            del config[name]
     meta_params = getattr(optimizer, "meta_params", None)
     if meta_params is not None and "meta_params" in config:
         config["meta_params"] = {"sha256": meta_params.fingerprint()}

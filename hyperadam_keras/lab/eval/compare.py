@@ -19,6 +19,7 @@ Rules (those of the evaluation suites, `runner.py`):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import time
@@ -110,7 +111,7 @@ def _evaluate(model: keras.Model, build: Build, data: Any) -> dict:
     return {str(k): float(v) for k, v in result.items()}
 
 
-class _Runs:
+class FitRuns:
     """`self(spec, seed, lr)`: one run of the builder's model with `spec`'s optimizer, as a JSON record;
     the first model built for each seed fixes that seed's initial weights (`build`)."""
 
@@ -190,6 +191,31 @@ def resolve_specs(baselines: Sequence[str], grid: Sequence[float] | Mapping[str,
     return specs
 
 
+def evaluate_optimizer(spec: OptimizerSpec, run: Callable[[int, float], dict], eval_seeds: Sequence[int],
+                       tune_seeds: Sequence[int], max_extensions: int = MAX_EXTENSIONS) -> dict:
+    """One optimizer of a comparison: its rate tuned on `tune_seeds` (when `spec` has a grid), then
+    `run(seed, rate)` (a run record of `FitRuns`) on every evaluation seed. Returns compare's entry:
+    the optimizer, its tuning (every grid point's runs, without curves), rate, runs and summary."""
+    entry: dict = {"optimizer": {"label": spec.label, "default_lr": spec.default_lr, "grid": list(spec.grid),
+                                 **spec.info}, "tuned": spec.tuned}
+    rate = spec.default_lr
+    if spec.tuned:
+        tuning_runs: list[dict] = []
+
+        def tuning_run(seed: int, lr: float) -> float:
+            record = run(seed, lr)
+            tuning_runs.append({k: v for k, v in record.items() if k != "curve"})
+            return float(record["final_loss"])
+
+        tuning = tune_learning_rate(tuning_run, spec.grid, tune_seeds, max_extensions=max_extensions)
+        rate = tuning.best_lr
+        entry["tuning"] = {**tuning.to_json(), "runs": tuning_runs}
+    entry["learning_rate"] = rate
+    entry["runs"] = [run(seed, rate) for seed in eval_seeds]
+    entry["summary"] = _summary(entry["runs"])
+    return entry
+
+
 def compare(builder: Callable[[], dict], seeds: int = DEFAULT_SEEDS, baselines: Sequence[str] = ("Adam",),
             grid: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
             tune_seeds: int = DEFAULT_TUNE_SEEDS, max_extensions: int = MAX_EXTENSIONS,
@@ -223,7 +249,7 @@ def compare(builder: Callable[[], dict], seeds: int = DEFAULT_SEEDS, baselines: 
     eval_seeds, tune = list(range(seeds)), tuning_seeds(tune_seeds)
     planned = sum(len(s.grid) * len(tune) for s in specs) + len(specs) * len(eval_seeds)
     started = time.perf_counter()
-    runs = _Runs(builder, callbacks, None)
+    runs = FitRuns(builder, callbacks, None)
     runs.build(eval_seeds[0])  # a broken builder fails here, before the progress bar starts
     with tqdm(total=planned, unit="run", desc="compare", disable=not progress) as bar:
         done = [0]
@@ -237,26 +263,9 @@ def compare(builder: Callable[[], dict], seeds: int = DEFAULT_SEEDS, baselines: 
             bar.set_postfix_str(text)
 
         runs.on_run = on_run
-        optimizers = {}
-        for spec in specs:
-            entry: dict = {"optimizer": {"label": spec.label, "default_lr": spec.default_lr, "grid": list(spec.grid),
-                                         **spec.info}, "tuned": spec.tuned}
-            rate = spec.default_lr
-            if spec.tuned:
-                tuning_runs: list[dict] = []
-
-                def tuning_run(seed: int, lr: float, spec: OptimizerSpec = spec, into: list = tuning_runs) -> float:
-                    record = runs(spec, seed, lr)
-                    into.append({k: v for k, v in record.items() if k != "curve"})
-                    return float(record["final_loss"])
-
-                tuning = tune_learning_rate(tuning_run, spec.grid, tune, max_extensions=max_extensions)
-                rate = tuning.best_lr
-                entry["tuning"] = {**tuning.to_json(), "runs": tuning_runs}
-            entry["learning_rate"] = rate
-            entry["runs"] = [runs(spec, seed, rate) for seed in eval_seeds]
-            entry["summary"] = _summary(entry["runs"])
-            optimizers[spec.label] = entry
+        optimizers = {spec.label: evaluate_optimizer(spec, functools.partial(runs, spec), eval_seeds, tune,
+                                                     max_extensions)
+                      for spec in specs}
         bar.update(1)
     first = runs.first
     return {"kind": "compare", "model": model_name or getattr(builder, "__qualname__", repr(builder)),

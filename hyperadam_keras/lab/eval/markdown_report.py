@@ -31,8 +31,19 @@ def _bundle_lines(results: dict) -> list[str]:
                                                                                       "training status unknown")
             lines.append(f"- {label}: bundle `{info.get('bundle')}` (J = {info.get('num_candidates')}, "
                          f"H = {info.get('hidden')}, sha256 {str(info.get('sha256'))[:12]}…), {trained}; "
-                         f"step size {fmt_lr(r['learning_rate'])}{_decay_text(info.get('decay_after'))}, untuned.")
+                         f"step size {fmt_lr(r['learning_rate'])}{_decay_text(info.get('decay_after'))}"
+                         f"{_safety_text(info)}, untuned.")
     return lines
+
+
+def _safety_text(info: dict) -> str:
+    """The warm-up and relative-step cap of a HyperAdam run (none in reports written before they existed)."""
+    parts = []
+    if info.get("warmup_steps"):
+        parts.append(f"a linear warm-up over {info['warmup_steps']} steps (`warmup_steps`)")
+    if info.get("max_relative_step"):
+        parts.append(f"each tensor's step capped at {info['max_relative_step']:g} of its scale (`max_relative_step`)")
+    return "; " + " and ".join(parts) if parts else ""
 
 
 def _decay_text(decay_after: int | None) -> str:
@@ -132,6 +143,9 @@ def suite_markdown(results: dict, image_prefix: str = "", heading_level: int = 2
         "Bold: the lowest measured mean in the row." + _reference_note(reference_columns(results)),
         "",
     ]
+    if results.get("kind") == "fit":
+        from hyperadam_keras.lab.eval.fit_summary import target_markdown
+        parts += [target_markdown(results, h + "#")]
     test_table = test_metrics_table(results)
     if test_table:
         parts += [f"{h}# Test metrics (final weights), mean ± std", "", test_table, ""]

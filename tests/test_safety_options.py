@@ -1,0 +1,135 @@
+"""The two step-safety options of `HyperAdam`, against the float64 NumPy reference and by hand:
+`warmup_steps` (α · min(1, s / W)) and `max_relative_step` (each tensor's step capped at τ of its scale)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import numpy_reference as ref
+from hyperadam_keras import HyperAdam, random_meta_params
+from hyperadam_keras.schedules import step_size_factor, warmup_factor
+
+TOL = 1e-5
+PARAMS = random_meta_params(5, 3, seed=7, scale=1.0)
+SHAPES = ((20, 6), (6,), (6, 3), (3,))
+
+
+def variables(seed=0, scale=0.3, zero_biases=False):
+    rng = np.random.default_rng(seed)
+    out = []
+    for shape in SHAPES:
+        value = rng.normal(0, scale, shape).astype(np.float32)
+        if zero_biases and len(shape) == 1:
+            value[:] = 0
+        out.append(tf.Variable(value))
+    return out
+
+
+def gradients(steps, seed=1, scale=0.1):
+    rng = np.random.default_rng(seed)
+    return [[rng.normal(0, scale, s).astype(np.float32) for s in SHAPES] for _ in range(steps)]
+
+
+def run(optimizer, variables_, grad_steps):
+    for step in grad_steps:
+        optimizer.apply_gradients(zip([tf.constant(g) for g in step], variables_))
+    return [v.numpy().astype(np.float64) for v in variables_]
+
+
+def reference_capped_run(initial, grad_steps, lr, tau):
+    """Float64: the reference direction of all coordinates, then each tensor's step Δ = α d shrunk to
+    RMS(Δ) ≤ τ · max(RMS(w), 0.01), written here apart from `equations.cap_relative_step`."""
+    sizes = [int(np.prod(s)) for s in SHAPES]
+    w = ref.flatten(initial)
+    state = ref.zero_state(w.size, PARAMS.num_candidates, PARAMS.hidden)
+    for step in grad_steps:
+        _, state, direction = ref.reference_step(PARAMS.arrays(), w, ref.flatten(step), state, lr)
+        new, start = [], 0
+        for size in sizes:
+            delta, weights = lr * direction[start:start + size], w[start:start + size]
+            bound = tau * max(np.sqrt(np.mean(weights ** 2)), 0.01)
+            rms = np.sqrt(np.mean(delta ** 2))
+            new.append(weights - (delta * bound / rms if rms > bound else delta))
+            start += size
+        w = np.concatenate(new)
+    return w
+
+
+def test_warmup_factor_by_hand():
+    assert [float(warmup_factor(s, 4)) for s in (1, 2, 3, 4, 5, 100)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert float(warmup_factor(1, None)) == 1.0
+    # with the decay beyond T = 2: min(1, s/4) · √(2 / max(s, 2))
+    got = [float(step_size_factor(s, 2, 4)) for s in (1, 2, 4, 8)]
+    np.testing.assert_allclose(got, [0.25, 0.5, np.sqrt(0.5), np.sqrt(0.25)], rtol=1e-7)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_warmup_follows_the_reference_with_a_ramped_step(jit_compile):
+    grads = gradients(5)
+    initial = [v.numpy() for v in variables()]
+    got = run(HyperAdam(learning_rate=0.01, meta_params=PARAMS, decay_after=None, warmup_steps=4,
+                        jit_compile=jit_compile), variables(), grads)
+    w, state = ref.flatten(initial), ref.zero_state(sum(g.size for g in grads[0]), 5, 3)
+    for s, step in enumerate(grads, start=1):
+        w, state, _ = ref.reference_step(PARAMS.arrays(), w, ref.flatten(step), state, 0.01 * min(1, s / 4))
+    w0 = ref.flatten(initial)
+    assert ref.rel_err(ref.flatten(got) - w0, w - w0) < TOL
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_relative_step_cap_follows_the_reference(jit_compile):
+    """A large step (α = 0.05 on weights of RMS 0.3, zero biases: the floor) where the cap binds."""
+    grads = gradients(4)
+    initial = [v.numpy() for v in variables(zero_biases=True)]
+    got = run(HyperAdam(learning_rate=0.05, meta_params=PARAMS, decay_after=None, max_relative_step=0.02,
+                        jit_compile=jit_compile), variables(zero_biases=True), grads)
+    want = reference_capped_run(initial, grads, 0.05, 0.02)
+    uncapped = reference_capped_run(initial, grads, 0.05, 1e9)
+    w0 = ref.flatten(initial)
+    assert ref.rel_err(ref.flatten(got) - w0, want - w0) < TOL
+    assert ref.rel_err(want - w0, uncapped - w0) > 0.1  # the cap did bind
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_a_cap_that_does_not_bind_leaves_the_step_bit_identical(jit_compile):
+    grads = gradients(3)
+    capped = run(HyperAdam(learning_rate=1e-4, meta_params=PARAMS, max_relative_step=10.0,
+                           jit_compile=jit_compile), variables(), grads)
+    plain = run(HyperAdam(learning_rate=1e-4, meta_params=PARAMS, jit_compile=jit_compile), variables(), grads)
+    for a, b in zip(capped, plain):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_no_step_moves_a_tensor_by_more_than_the_cap_in_fit():
+    """In `fit` with a huge α: every update of every tensor stays within τ · max(RMS(w), 0.01)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 20)).astype(np.float32), rng.integers(0, 3, 64)
+    model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(6, activation="tanh"), keras.layers.Dense(3)])
+    tau = 0.05
+    model.compile(optimizer=HyperAdam(learning_rate=1.0, meta_params=PARAMS, max_relative_step=tau),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    for _ in range(5):
+        before = [v.numpy().astype(np.float64) for v in model.trainable_variables]
+        model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+        for b, v in zip(before, model.trainable_variables):
+            step = np.sqrt(np.mean((v.numpy() - b) ** 2))
+            assert 0 < step <= tau * max(np.sqrt(np.mean(b ** 2)), 0.01) * (1 + 1e-5)
+
+
+@pytest.mark.parametrize("argument,value", [
+    ("warmup_steps", 0), ("warmup_steps", -3), ("warmup_steps", 2.5), ("warmup_steps", "10"), ("warmup_steps", True),
+    ("max_relative_step", 0), ("max_relative_step", -0.1), ("max_relative_step", float("nan")),
+    ("max_relative_step", float("inf")), ("max_relative_step", "0.1"),
+])
+def test_bad_values_are_a_value_error_naming_the_argument(argument, value):
+    with pytest.raises(ValueError, match=f"{argument} must be None or .*got {value!r}"):
+        HyperAdam(meta_params=PARAMS, **{argument: value})
+
+
+def test_options_round_trip_through_the_config():
+    optimizer = HyperAdam(meta_params=PARAMS, warmup_steps=50, max_relative_step=0.1)
+    config = optimizer.get_config()
+    assert config["warmup_steps"] == 50 and config["max_relative_step"] == 0.1
+    again = HyperAdam.from_config(config)
+    assert again.warmup_steps == 50 and again.max_relative_step == 0.1
