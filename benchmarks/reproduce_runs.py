@@ -26,7 +26,9 @@ def optimizer_spec(label: str, recorded: dict, task_spec: suites.TaskSpec):
     if recorded["optimizer"].get("kind") == "hyperadam":
         if not recorded["optimizer"].get("bundle_is_default"):
             raise SystemExit(f"{label}: only runs of the shipped bundle can be reproduced by this script")
-        return baselines.hyperadam_spec(decay_after=recorded["optimizer"].get("decay_after"))
+        info = recorded["optimizer"]  # options a JSON written before they existed lacks were None then
+        return baselines.hyperadam_spec(decay_after=info.get("decay_after"), warmup_steps=info.get("warmup_steps"),
+                                        max_relative_step=info.get("max_relative_step"))
     return baselines.baseline_spec(label, task_spec.grids.get(label))
 
 

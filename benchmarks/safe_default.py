@@ -57,6 +57,9 @@ CONFIGS: dict[str, OptimizerSpec] = {spec.label: spec for spec in [
     hyperadam("cap-0.03", 0.005, max_relative_step=0.03),
     hyperadam("lr-0.002-cap-0.1", 0.002, max_relative_step=0.1),
     hyperadam("lr-0.002-warmup-100-cap-0.1", 0.002, warmup_steps=100, max_relative_step=0.1),
+    hyperadam("lr-0.001-cap-0.1", 0.001, max_relative_step=0.1),
+    hyperadam("lr-0.002-cap-0.03", 0.002, max_relative_step=0.03),
+    hyperadam("lr-0.001-cap-0.03", 0.001, max_relative_step=0.03),
     adam(0.001), adam(0.003), adam(0.01),
 ]}
 
@@ -90,6 +93,38 @@ def summary(results: dict, models, configs) -> str:
     return "\n".join(lines)
 
 
+def markdown(results: dict, models, configs) -> str:
+    """Configurations × models: mean final training loss, held-out accuracy, diverged runs, largest spike."""
+    lines = ["| configuration | " + " | ".join(models) + " | geometric mean of final loss / best Adam's |",
+             "|---|" + "---|" * (len(models) + 1)]
+
+    def mean_loss(model, name):
+        got = list(results.get(model, {}).get(name, {}).values())
+        losses = [r["final_loss"] for r in got]
+        return float(np.mean(losses)) if got and all(map(math.isfinite, losses)) else math.inf
+
+    adams = [name for name in CONFIGS if name.startswith("adam-")]
+    best_adam = {model: min(mean_loss(model, name) for name in adams) for model in models}
+    for name in configs:
+        ratios = [mean_loss(model, name) / best_adam[model] for model in models]
+        geometric = math.exp(np.mean(np.log(ratios))) if all(map(math.isfinite, ratios)) else math.inf
+        cells = []
+        for model in models:
+            got = list(results.get(model, {}).get(name, {}).values())
+            if not got:
+                cells.append("–")
+                continue
+            losses = [r["final_loss"] for r in got]
+            mean = float(np.mean(losses)) if all(map(math.isfinite, losses)) else math.inf
+            acc = np.mean([r["validation_accuracy"] or math.nan for r in got])
+            spike = max(r["max_batch_loss_over_initial"] or 0 for r in got)
+            diverged = sum(r["diverged"] for r in got)
+            cells.append(f"{mean:.3g} / {acc:.3f}" + (f" / **{diverged} diverged**" if diverged else "")
+                         + f" / ×{spike:.1f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {geometric:.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 per model and configuration")
@@ -97,6 +132,8 @@ def main(argv=None) -> int:
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated configurations")
     parser.add_argument("--output", default=OUTPUT, help="JSON of every run (read first: resumes)")
     parser.add_argument("--summary", action="store_true", help="print the summary of the JSON and exit")
+    parser.add_argument("--markdown", action="store_true",
+                        help="with --summary: a Markdown table (final loss / held-out accuracy / diverged / spike)")
     args = parser.parse_args(argv)
     models, configs = args.models.split(","), args.configs.split(",")
     for name in configs:
@@ -119,7 +156,7 @@ def main(argv=None) -> int:
                     with open(args.output + ".tmp", "w") as f:
                         json.dump(results, f, indent=1)
                     os.replace(args.output + ".tmp", args.output)
-    print(summary(results, models, configs))
+    print(markdown(results, models, configs) if args.markdown else summary(results, models, configs))
     return 0
 
 

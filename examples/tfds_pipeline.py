@@ -82,7 +82,8 @@ def attempt(args, train_ds, test_ds, interrupt_at: int | None) -> tuple[object, 
 
     keras.utils.set_random_seed(args.seed)
     model = small_cnn()
-    model.compile(optimizer=HyperAdam(learning_rate=args.learning_rate), metrics=["accuracy"],
+    step = {} if args.learning_rate is None else {"learning_rate": args.learning_rate}
+    model.compile(optimizer=HyperAdam(**step), metrics=["accuracy"],
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     out = Path(args.output_dir)
     callbacks = [
@@ -123,7 +124,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps-per-epoch", type=int, default=None,
                         help="steps per epoch (default: one pass over the training split)")
     parser.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
-    parser.add_argument("--learning-rate", type=float, default=0.005, help="HyperAdam's step size (default 0.005)")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="HyperAdam's step size (default: its own, 0.001)")
     parser.add_argument("--interrupt-at-epoch", type=int, default=2,
                         help="the first attempt stops at the start of this epoch (0-based; 0 = no interruption)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialization and the shuffle")

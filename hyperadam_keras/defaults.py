@@ -8,11 +8,14 @@ import math
 import numpy as np
 
 PAPER_LEARNING_RATE = 0.005  # α of the paper's meta-training (and of ours): the step the unroll takes
-DEFAULT_LEARNING_RATE = 0.005  # HyperAdam's default step
+# HyperAdam's default step: α = 0.001 with each tensor's step capped at 3 % of its scale. Chosen on the
+# validation models (lab/models/validation.py, benchmarks/safe_default.py; docs/safety.md), where the
+# paper's α = 0.005 diverged: an interim default, safe until a bundle adapts its own step.
+DEFAULT_LEARNING_RATE = 0.001
 DEFAULT_EPSILON = 1e-24  # ε of the candidate updates m̂ = (m / β̂) / (sqrt(v / γ̂) + ε) (paper)
 DEFAULT_DECAY_AFTER = 100  # the paper's meta-training horizon T, and the shipped bundle's
 DEFAULT_WARMUP_STEPS = None  # W of the linear warm-up min(1, s / W); None: none (the paper)
-DEFAULT_MAX_RELATIVE_STEP = None  # τ of the relative-step cap (equations.cap_relative_step); None: none
+DEFAULT_MAX_RELATIVE_STEP = 0.03  # τ of the relative-step cap (equations.cap_relative_step); None: none
 
 # The paper's algorithm with a bundle: `HyperAdam(**PAPER_SETTINGS)` takes the constant step α = 0.005 of
 # its meta-training at every update, with no warm-up and no cap (the equations of docs/equations.md

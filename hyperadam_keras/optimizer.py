@@ -114,7 +114,9 @@ class HyperAdam(keras.optimizers.Optimizer):
 
     Args:
         learning_rate: α, a float (finite, >= 0), a `LearningRateSchedule` or a callable. Defaults
-            to 0.005 (`defaults.DEFAULT_LEARNING_RATE`), the step size of the paper's meta-training.
+            to 0.001 (`defaults.DEFAULT_LEARNING_RATE`), chosen with `max_relative_step=0.03` on models
+            where the paper's 0.005 diverged (docs/safety.md); `HyperAdam(**PAPER_SETTINGS)` is the
+            paper's step (0.005, constant, no cap).
         meta_params: None (the shipped default bundle), a bundle path, or a `MetaParams`; the update
             uses the feature normalization they were trained with (`MetaParams.feature_normalization`).
         epsilon: ε of the candidate updates, finite and >= 0 (paper: 1e-24).
@@ -132,8 +134,8 @@ class HyperAdam(keras.optimizers.Optimizer):
         warmup_steps: W: the step of the s-th update is also multiplied by min(1, s / W), a linear
             warm-up (`schedules.warmup_factor`). None: no warm-up (the paper).
         max_relative_step: τ: every update of a tensor w is shrunk, where needed, to move it by at
-            most τ · max(RMS(w), 0.01) in root mean square (`equations.cap_relative_step`). None: no
-            cap (the paper).
+            most τ · max(RMS(w), 0.01) in root mean square (`equations.cap_relative_step`). Defaults
+            to 0.03 (`defaults.DEFAULT_MAX_RELATIVE_STEP`). None: no cap (the paper).
         {{base_optimizer_keyword_args}}
 
     Invalid arguments are a `ValueError` naming the argument and the value (a `MetaParamsError`, also a

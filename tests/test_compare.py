@@ -11,6 +11,8 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+
+from hyperadam_keras.defaults import DEFAULT_LEARNING_RATE
 import tensorflow as tf
 
 from hyperadam_keras import cli
@@ -57,7 +59,7 @@ def test_cli_end_to_end_on_a_tiny_model(tmp_path, capsys):
     sha = results["settings"]["initial_weights_sha256"]
     hyperadam, adam = results["optimizers"]["HyperAdam"], results["optimizers"]["Adam"]
     # HyperAdam untuned at its default rate; Adam tuned on the tuning seed, the grid possibly extended.
-    assert hyperadam["learning_rate"] == 0.005 and not hyperadam["tuned"] and "tuning" not in hyperadam
+    assert hyperadam["learning_rate"] == DEFAULT_LEARNING_RATE and not hyperadam["tuned"] and "tuning" not in hyperadam
     tuning = adam["tuning"]
     assert {0.003, 0.01} <= set(tuning["grid"]) and adam["learning_rate"] == tuning["best_lr"] in tuning["grid"]
     assert len(tuning["runs"]) == len(tuning["grid"])
@@ -77,7 +79,7 @@ def test_cli_end_to_end_on_a_tiny_model(tmp_path, capsys):
     assert len(first_losses) == 1
     assert hyperadam["summary"]["memory"]["bytes_per_parameter"] == 480
     assert adam["summary"]["memory"]["bytes_per_parameter"] == 8
-    assert "| HyperAdam | 0.005 (default, untuned) |" in printed and "| Adam |" in printed
+    assert f"| HyperAdam | {DEFAULT_LEARNING_RATE:g} (default, untuned) |" in printed and "| Adam |" in printed
     assert "HyperAdam against tuned Adam: final train loss" in printed and str(json_path) in printed
 
 

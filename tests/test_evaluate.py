@@ -7,6 +7,8 @@ import math
 import keras
 import numpy as np
 import pytest
+
+from hyperadam_keras.defaults import DEFAULT_LEARNING_RATE
 import tensorflow as tf
 
 from hyperadam_keras import HyperAdam
@@ -154,7 +156,7 @@ def test_evaluate_task_tunes_on_separate_seeds_and_runs_hyperadam_untuned():
     out = evaluate.evaluate_task(task, specs, steps=12, seeds=seeds, tune_seeds=tune, chunk_size=6,
                                  jit_compile=False)  # tiny task: a graph compiles faster than XLA
     hyper, sgd = out["HyperAdam"], out["SGD"]
-    assert hyper["tuning"] is None and hyper["learning_rate"] == 0.005
+    assert hyper["tuning"] is None and hyper["learning_rate"] == DEFAULT_LEARNING_RATE
     assert hyper["optimizer"]["kind"] == "hyperadam" and hyper["optimizer"]["num_candidates"] == 20
     assert sgd["tuning"]["seeds"] == tune and sgd["learning_rate"] == 1.0  # (1 - lr) = 0 is optimal
     assert [r["seed"] for r in sgd["runs"]] == seeds
@@ -218,6 +220,6 @@ def test_suites_are_data_and_a_user_can_add_one(tmp_path):
     clean, noisy = (evaluate.suite_optimizers(suite, task, [None]) for task in suite.tasks)
     assert [o.label for o in clean] == ["HyperAdam", "SGD-momentum"]
     assert clean[1].grid == (0.01, 0.1) and noisy[1].grid == evaluate.DEFAULT_GRIDS["SGD-momentum"]
-    assert not clean[0].tuned and clean[0].default_lr == 0.005
+    assert not clean[0].tuned and clean[0].default_lr == DEFAULT_LEARNING_RATE
     two = evaluate.suite_optimizers(suite, suite.tasks[0], [None, str(default_bundle_path())], ["Adam"])
     assert [o.label for o in two] == ["HyperAdam[default, J=20]", "HyperAdam[default, J=20] #2", "Adam"]

@@ -64,8 +64,9 @@ def test_help(script):
 def test_quickstart(fast_runs):
     tmp_path, out = _result(fast_runs, "quickstart")
     assert "5000 real MNIST images" in out
-    finals = dict(re.findall(r"final loss (HyperAdam|Adam) .*?(\d+\.\d+) ±", out))
-    assert set(finals) == {"HyperAdam", "Adam"}
+    finals = dict(re.findall(r"final loss (HyperAdam\(\)|HyperAdam\(\*\*PAPER_SETTINGS\)|Adam \(lr [\d.]+\)) +"
+                             r"(\d+\.\d+) ±", out))
+    assert set(finals) == {"HyperAdam()", "HyperAdam(**PAPER_SETTINGS)", "Adam (lr 0.03)"}
     png = (tmp_path / "loss_curves.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert f"tensorboard --logdir {tmp_path / 'tb'}" in out  # the monitor's event files, and where to look
@@ -76,7 +77,7 @@ def test_quickstart(fast_runs):
         losses = [loss for _, loss in entry["curves"][0]]
         assert steps == [0, 5, 10], label
         assert losses[-1] < losses[0], f"{label} did not reduce the loss: {losses}"
-        assert entry["final_loss_mean"] == pytest.approx(float(finals[label.split()[0]]), abs=1e-4)
+        assert entry["final_loss_mean"] == pytest.approx(float(finals[label]), abs=1e-4)
     # Both start from the same initial weights (same seed): the same loss at step 0.
     starts = {label: entry["curves"][0][0][1] for label, entry in results["optimizers"].items()}
     assert len(set(np.round(list(starts.values()), 6))) == 1

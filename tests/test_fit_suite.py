@@ -60,7 +60,7 @@ def test_a_fit_suite_tunes_the_baselines_and_resumes_from_its_cache(tmp_path):
 
 def _result(hyper_loss, adam_loss, hyper_acc=None, adam_acc=None, diverged=0):
     def entry(loss, acc, div):
-        return {"final_loss": {"mean": loss}, "runs": [{}] * 5, "diverged": div,
+        return {"final_loss": {"mean": loss}, "runs": [{"curve": [3.0] * 90 + [loss] * 10}] * 5, "diverged": div,
                 "test": {"accuracy": {"mean": acc}} if acc is not None else None}
     return {"HyperAdam": entry(hyper_loss, hyper_acc, diverged), "Adam": entry(adam_loss, adam_acc, 0)}
 
@@ -73,6 +73,7 @@ def test_target_summary_by_hand():
     assert [r["ratio"] for r in summary["tasks"]] == [0.5, 2.0, 1.0]
     assert summary["wins"] == 2 and summary["count"] == 3 and summary["worst_ratio"] == 2.0
     assert summary["geometric_mean_ratio"] == pytest.approx(1.0)
+    assert summary["tasks"][0]["end_batch_loss"] == (0.5, 1.0)  # the last 10 % of the curves
     assert summary["tasks"][0]["accuracy_points"] == pytest.approx(-1.0)
     assert summary["tasks"][1]["accuracy_points"] is None and summary["hyperadam_diverged"] == 1
     results["tasks"][1]["results"]["HyperAdam"]["final_loss"]["mean"] = "nan"

@@ -1,5 +1,7 @@
-"""A golden trajectory of `HyperAdam()` with the shipped bundle: six steps of fixed gradients on two
-fixed variables, the final weights recorded once (from the code at commit e122b4f). The float64
+"""Golden trajectories with the shipped bundle: six steps of fixed gradients on two fixed variables, the
+final weights recorded once. `HyperAdam(**PAPER_SETTINGS)` (the paper's step; recorded at commit e122b4f,
+when it was also the default's trajectory) and `HyperAdam()` (the default; recorded when the default
+changed, see docs/safety.md). The float64
 reference tests check the math against an independent implementation, but a change to the math *and*
 its reference together, or to the shipped bundle, would pass them; this test fails on either. If such a
 change is intended, say why in the commit and record the new values (the test prints them)."""
@@ -9,30 +11,47 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hyperadam_keras import HyperAdam
+from hyperadam_keras import PAPER_SETTINGS, HyperAdam
 
 GOLDEN_KERNEL = [[0.418541998, 0.832028508, 0.661464691], [-0.437724859, -0.589562893, -0.090837978],
                  [0.520315647, 0.298666269, 0.771891296], [0.400156468, 0.369860113, -0.237985566]]
 GOLDEN_BIAS = [-0.544628501, 0.693327546, 0.042837355]
 
 
-def golden_run(jit_compile: bool) -> list:
+def golden_run(jit_compile: bool, **settings) -> list:
     rng = np.random.default_rng(2024)
     shapes = [(4, 3), (3,)]
     variables = [keras.Variable(rng.normal(0, 0.5, s).astype(np.float32)) for s in shapes]
     grads = [[rng.normal(0, 0.2, s).astype(np.float32) for s in shapes] for _ in range(6)]
-    optimizer = HyperAdam(jit_compile=jit_compile)
+    optimizer = HyperAdam(jit_compile=jit_compile, **settings)
     for step_grads in grads:
         optimizer.apply([tf.constant(g) for g in step_grads], variables)
     return [v.numpy() for v in variables]
 
 
 @pytest.mark.parametrize("jit_compile", [True, False])
-def test_the_default_optimizer_follows_the_recorded_trajectory(jit_compile):
-    kernel, bias = golden_run(jit_compile)
+def test_the_paper_settings_follow_the_recorded_trajectory(jit_compile):
+    kernel, bias = golden_run(jit_compile, **PAPER_SETTINGS)
     message = f"recorded trajectory changed; now kernel={kernel.tolist()}, bias={bias.tolist()}"
     np.testing.assert_allclose(kernel, GOLDEN_KERNEL, rtol=0, atol=1e-6, err_msg=message)
     np.testing.assert_allclose(bias, GOLDEN_BIAS, rtol=0, atol=1e-6, err_msg=message)
     # The recorded values are far from the start: the test would see a step that did nothing.
     start = np.random.default_rng(2024).normal(0, 0.5, (4, 3))
     assert np.abs(kernel - start).max() > 0.01
+
+
+DEFAULT_KERNEL = [[0.495251238, 0.823173702, 0.590980768], [-0.476816833, -0.675032616, 0.008710945],
+                  [0.448603481, 0.263407975, 0.878492475], [0.38036871, 0.329875827, -0.340126127]]
+DEFAULT_BIAS = [-0.552012503, 0.732427716, 0.028132435]
+
+
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_the_default_optimizer_follows_the_recorded_trajectory(jit_compile):
+    """`HyperAdam()`: α = 0.001 with the 3 % relative-step cap (recorded when that became the default)."""
+    kernel, bias = golden_run(jit_compile)
+    message = f"recorded trajectory changed; now kernel={kernel.tolist()}, bias={bias.tolist()}"
+    np.testing.assert_allclose(kernel, DEFAULT_KERNEL, rtol=0, atol=1e-6, err_msg=message)
+    np.testing.assert_allclose(bias, DEFAULT_BIAS, rtol=0, atol=1e-6, err_msg=message)
+    start = np.random.default_rng(2024).normal(0, 0.5, (4, 3))
+    assert np.abs(kernel - start).max() > 0.01
+    assert np.abs(kernel - np.asarray(GOLDEN_KERNEL)).max() > 0.01  # not the paper settings' trajectory

@@ -61,16 +61,17 @@ def test_report_files_hold_the_json_numbers(results, tmp_path):
     lr_row = next(line for line in markdown.splitlines() if line.startswith("| quad |") and "untuned" in line)
     grid = ", ".join(report.fmt_lr(x) for x in sgd["tuning"]["grid"])
     assert f"**{report.fmt_lr(sgd['learning_rate'])}** of {{{grid}}}" in lr_row
-    assert "0.005 (untuned)" in lr_row
+    assert "0.001 (untuned)" in lr_row
     test_row = next(line for line in markdown.splitlines() if line.startswith("| quad | test_loss |"))
     assert report.fmt_stats(hyper["test"]["test_loss"]) in test_row
     assert "3 evaluation seeds (0..2)" in markdown and "1 separate tuning seeds (10000)" in markdown
     assert "meta-trained" in markdown and "hyperadam-keras evaluate --suite tiny-report" in markdown
-    assert "step size 0.005 for the first 100 steps, then decaying as 1/√t (`decay_after=100`)" in markdown
+    assert ("step size 0.001 for the first 100 steps, then decaying as 1/√t (`decay_after=100`); each tensor's "
+            "step capped at 0.03 of its scale (`max_relative_step`), untuned") in markdown
     for info in ({"kind": "hyperadam", "decay_after": None}, {"kind": "hyperadam"}):  # the latter: older JSON
         constant = json.loads(json.dumps(results))
         constant["tasks"][0]["results"]["HyperAdam"]["optimizer"] = info
-        assert "step size 0.005 (constant), untuned" in report.suite_markdown(constant)
+        assert "step size 0.001 (constant), untuned" in report.suite_markdown(constant)
     assert "run cache" not in markdown  # no --cache-dir
     png = open(paths["curves"], "rb").read()
     assert png.startswith(PNG_MAGIC) and len(png) > 10_000

@@ -5,7 +5,7 @@ Protocol (the same for every suite):
   the per-step minibatch loss.
 - HyperAdam runs at its defaults, untuned: step size `defaults.DEFAULT_LEARNING_RATE`, decaying as
   1/√t after `defaults.DEFAULT_DECAY_AFTER` steps (a run of at most that many steps is the
-  constant-step run).
+  constant-step run), each tensor's step capped at `defaults.DEFAULT_MAX_RELATIVE_STEP` of its scale.
 - Each baseline is tuned on its grid on tuning seeds disjoint from the evaluation seeds (`tuning.py`).
 - Evaluation seeds are 0..N-1; statistics are the mean and the sample standard deviation (ddof=1)
   over the seeds whose final loss is finite; non-finite seeds are counted separately.
