@@ -1,5 +1,8 @@
 """The optimizer and the equations against the independent float64 NumPy reference
-(`tests/numpy_reference.py`), and J = 1 HyperAdam against `keras.optimizers.Adam`."""
+(`tests/numpy_reference.py`), and J = 1 HyperAdam against `keras.optimizers.Adam`.
+
+Every optimizer compared with the float64 reference runs the paper's update, `max_relative_step=None` (the
+default's relative-step cap has its own reference test, tests/test_safety_options.py)."""
 
 import keras
 import numpy as np
@@ -54,7 +57,7 @@ def test_optimizer_matches_numpy_reference_over_steps(mnist, num_candidates, hid
     variables = model.trainable_variables
     lr = 0.01
     # The (J, H) = (20, 20) case runs the default XLA-compiled update, the other one plain TF ops.
-    optimizer = HyperAdam(learning_rate=lr, meta_params=params, weight_decay=weight_decay or None,
+    optimizer = HyperAdam(max_relative_step=None, learning_rate=lr, meta_params=params, weight_decay=weight_decay or None,
                           jit_compile=num_candidates == 20)
     w0 = ref.flatten([v.numpy() for v in variables])
     w_ref = w0.copy()
@@ -107,7 +110,7 @@ def test_rms_normalization_makes_the_update_independent_of_the_model_size():
     def final_weights(normalization: str, copies: int) -> np.ndarray:
         params = random_meta_params(4, 3, seed=7, scale=1.0).with_feature_normalization(normalization)
         variables = [tf.Variable(w0) for _ in range(copies)]
-        optimizer = HyperAdam(learning_rate=0.01, meta_params=params, jit_compile=False)
+        optimizer = HyperAdam(max_relative_step=None, learning_rate=0.01, meta_params=params, jit_compile=False)
         for _ in range(5):
             optimizer.apply_gradients([(v - target, v) for v in variables])
         return variables[0].numpy()
@@ -163,7 +166,7 @@ def test_zero_gradient_from_fresh_state_is_zero_update():
     also with random meta-parameters whose decays differ per coordinate."""
     params = random_meta_params(5, 3, seed=1, scale=1.0)
     var = keras.Variable(np.linspace(-1, 1, 12).reshape(3, 4).astype(np.float32))
-    optimizer = HyperAdam(meta_params=params, jit_compile=False)
+    optimizer = HyperAdam(max_relative_step=None, meta_params=params, jit_compile=False)
     for _ in range(2):
         optimizer.apply_gradients([(tf.zeros((3, 4)), var)])
     np.testing.assert_array_equal(var.numpy(), np.linspace(-1, 1, 12).reshape(3, 4).astype(np.float32))
@@ -183,7 +186,7 @@ def test_saturated_decay_gives_zero_candidate_not_nan():
     params = MetaParams.from_arrays(arrays)
     var = keras.Variable(np.zeros(5, np.float32))
     g = np.array([1.0, -2.0, 0.5, 0.0, 3.0], np.float32)
-    optimizer = HyperAdam(learning_rate=0.1, meta_params=params, jit_compile=False)
+    optimizer = HyperAdam(max_relative_step=None, learning_rate=0.1, meta_params=params, jit_compile=False)
     optimizer.apply_gradients([(tf.constant(g), var)])
     w, _, _ = ref.reference_step(params.arrays(), np.zeros(5), g, ref.zero_state(5, 2, 2), 0.1)
     assert np.all(np.isfinite(var.numpy()))
@@ -215,7 +218,7 @@ def test_single_candidate_with_fixed_decays_is_keras_adam(mnist):
     params = MetaParams.from_arrays(arrays)
     lr = 0.003
     hyper_model, adam_model = make_model(), make_model()
-    hyper = HyperAdam(learning_rate=lr, meta_params=params, epsilon=1e-24, jit_compile=False)
+    hyper = HyperAdam(max_relative_step=None, learning_rate=lr, meta_params=params, epsilon=1e-24, jit_compile=False)
     adam = keras.optimizers.Adam(learning_rate=lr, beta_1=0.9, beta_2=0.999, epsilon=1e-24)
     w0 = ref.flatten([v.numpy() for v in adam_model.trainable_variables])
     for step in range(6):
@@ -230,9 +233,9 @@ def test_single_candidate_with_fixed_decays_is_keras_adam(mnist):
     assert np.linalg.norm(w_a - w0) > 1e-3
     # And a different β (0.8) is clearly distinguishable, so the comparison has teeth.
     arrays["adam_cell/beta_bias"][:] = _logit(0.8)
-    other = HyperAdam(learning_rate=lr, meta_params=MetaParams.from_arrays(arrays), jit_compile=False)
+    other = HyperAdam(max_relative_step=None, learning_rate=lr, meta_params=MetaParams.from_arrays(arrays), jit_compile=False)
     probe_a, probe_b = make_model(), make_model()
-    for model, opt in ((probe_a, other), (probe_b, HyperAdam(learning_rate=lr, meta_params=params, jit_compile=False))):
+    for model, opt in ((probe_a, other), (probe_b, HyperAdam(max_relative_step=None, learning_rate=lr, meta_params=params, jit_compile=False))):
         for step in range(3):
             batch = slice(64 * step, 64 * (step + 1))
             grads = gradients(model, x[batch], y[batch])

@@ -1,7 +1,10 @@
 """`HyperAdam` as a Keras optimizer: XLA, non-finite and zero gradients, sparse gradients, the
 base-class options (schedules, clipping, EMA, accumulation, loss scaling), fit, slots, memory and
 argument validation (low precision and other reliability checks: test_reliability.py). Expected values
-come from the float64 NumPy reference or from a second run."""
+come from the float64 NumPy reference or from a second run.
+
+Every optimizer compared with the float64 reference runs the paper's update, `max_relative_step=None` (the
+default's relative-step cap has its own reference test, tests/test_safety_options.py)."""
 
 import keras
 import numpy as np
@@ -67,7 +70,7 @@ def test_xla_and_no_xla_agree():
     for mode, (internal_xla, outer_xla) in modes.items():
         model = small_model()
         variables = model.trainable_variables
-        opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=internal_xla)
+        opt = HyperAdam(max_relative_step=None, learning_rate=0.01, meta_params=PARAMS, jit_compile=internal_xla)
         opt.build(variables)
         apply = _applier(opt, variables)
         if outer_xla:
@@ -90,7 +93,7 @@ def test_model_compile_jit_matches_no_jit():
     out = {}
     for jit in (False, True):
         model = small_model()
-        model.compile(optimizer=HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=jit),
+        model.compile(optimizer=HyperAdam(max_relative_step=None, learning_rate=0.01, meta_params=PARAMS, jit_compile=jit),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit)
         model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
         out[jit] = weights_of(model.trainable_variables)
@@ -110,8 +113,8 @@ def test_nonfinite_gradient_skips_the_step(bad_value, weight_decay):
     bad = [g.copy() for g in grads[1]]
     bad[2][1, 1] = bad_value
     model, control = small_model(), small_model()
-    opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False, weight_decay=weight_decay)
-    control_opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False, weight_decay=weight_decay)
+    opt = HyperAdam(max_relative_step=None, learning_rate=0.01, meta_params=PARAMS, jit_compile=False, weight_decay=weight_decay)
+    control_opt = HyperAdam(max_relative_step=None, learning_rate=0.01, meta_params=PARAMS, jit_compile=False, weight_decay=weight_decay)
     opt.apply_gradients(zip([tf.constant(g) for g in grads[0]], model.trainable_variables))
     control_opt.apply_gradients(zip([tf.constant(g) for g in grads[0]], control.trainable_variables))
     before_w = [v.numpy() for v in model.trainable_variables]
@@ -132,7 +135,7 @@ def test_nonfinite_gradient_skips_the_step(bad_value, weight_decay):
 def test_nonfinite_gradient_skipped_inside_compiled_step():
     """The same inside tf.function(jit_compile=True) (the path of a compiled train step)."""
     model = small_model()
-    opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False)
+    opt = HyperAdam(max_relative_step=None, learning_rate=0.01, meta_params=PARAMS, jit_compile=False)
     apply = tf.function(lambda gs: opt.apply_gradients(zip(gs, model.trainable_variables)), jit_compile=True)
     grads = gradient_sequence(2)
     apply([tf.constant(g) for g in grads[0]])
@@ -148,7 +151,7 @@ def test_nonfinite_gradient_skipped_inside_compiled_step():
 def test_nonfinite_gradient_propagates_when_not_skipped():
     """skip_nonfinite=False really applies the step (so the skip above is the option's doing)."""
     model = small_model()
-    opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False, skip_nonfinite=False)
+    opt = HyperAdam(max_relative_step=None, learning_rate=0.01, meta_params=PARAMS, jit_compile=False, skip_nonfinite=False)
     bad = gradient_sequence(1)[0]
     bad[2][1, 1] = np.nan
     opt.apply_gradients(zip([tf.constant(g) for g in bad], model.trainable_variables))
@@ -162,7 +165,7 @@ def test_zero_gradients_after_steps_follow_reference():
     grads.append([np.zeros_like(g) for g in grads[0]])
     model = small_model()
     w0 = weights_of(model.trainable_variables)
-    opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False)
+    opt = HyperAdam(max_relative_step=None, learning_rate=0.01, meta_params=PARAMS, jit_compile=False)
     for step in grads:
         opt.apply_gradients(zip([tf.constant(g) for g in step], model.trainable_variables))
     expected, _ = reference_run(w0, grads, [0.01] * 3)
@@ -184,8 +187,8 @@ def test_sparse_embedding_gradient_equals_densified():
     sparse_model = keras.models.clone_model(model)
     sparse_model.set_weights(model.get_weights())
     w0 = weights_of(model.trainable_variables)
-    sparse_opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False)
-    dense_opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False)
+    sparse_opt = HyperAdam(max_relative_step=None, learning_rate=0.01, meta_params=PARAMS, jit_compile=False)
+    dense_opt = HyperAdam(max_relative_step=None, learning_rate=0.01, meta_params=PARAMS, jit_compile=False)
     dense_steps = []
     for step in range(3):
         with tf.GradientTape() as tape:
@@ -223,7 +226,7 @@ def test_learning_rate_schedule_and_callable(kind):
     grads = gradient_sequence(3, seed=4)
     model = small_model()
     w0 = weights_of(model.trainable_variables)
-    opt = HyperAdam(learning_rate=lr, meta_params=PARAMS, jit_compile=False)
+    opt = HyperAdam(max_relative_step=None, learning_rate=lr, meta_params=PARAMS, jit_compile=False)
     for step in grads:
         opt.apply_gradients(zip([tf.constant(g) for g in step], model.trainable_variables))
     expected, _ = reference_run(w0, grads, lrs)
@@ -250,7 +253,7 @@ def test_gradient_clipping(kind, value):
     grads = gradient_sequence(2, seed=5)
     model = small_model()
     w0 = weights_of(model.trainable_variables)
-    opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False, **{kind: value})
+    opt = HyperAdam(max_relative_step=None, learning_rate=0.01, meta_params=PARAMS, jit_compile=False, **{kind: value})
     for step in grads:
         opt.apply_gradients(zip([tf.constant(g) for g in step], model.trainable_variables))
     clipped = [_clip(step, kind, value) for step in grads]
@@ -267,7 +270,7 @@ def test_weight_decay_is_decoupled_and_inside_the_update():
     grads = gradient_sequence(3, seed=6)
     model = small_model()
     w0 = weights_of(model.trainable_variables)
-    opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False, weight_decay=0.5)
+    opt = HyperAdam(max_relative_step=None, learning_rate=0.01, meta_params=PARAMS, jit_compile=False, weight_decay=0.5)
     for step in grads:
         opt.apply_gradients(zip([tf.constant(g) for g in step], model.trainable_variables))
     expected, _ = reference_run(w0, grads, [0.01] * 3, weight_decay=0.5)
@@ -282,8 +285,8 @@ def test_weight_decay_is_decoupled_and_inside_the_update():
 def test_use_ema_tracks_moving_average():
     grads = gradient_sequence(4, seed=8)
     model, plain = small_model(), small_model()
-    opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False, use_ema=True, ema_momentum=0.6)
-    plain_opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False)
+    opt = HyperAdam(max_relative_step=None, learning_rate=0.01, meta_params=PARAMS, jit_compile=False, use_ema=True, ema_momentum=0.6)
+    plain_opt = HyperAdam(max_relative_step=None, learning_rate=0.01, meta_params=PARAMS, jit_compile=False)
     average = None
     for step in grads:
         opt.apply_gradients(zip([tf.constant(g) for g in step], model.trainable_variables))
@@ -304,13 +307,13 @@ def test_gradient_accumulation_equals_one_averaged_step():
     grads = gradient_sequence(3, seed=9)
     model, single = small_model(), small_model()
     w0 = weights_of(model.trainable_variables)
-    opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False, gradient_accumulation_steps=3)
+    opt = HyperAdam(max_relative_step=None, learning_rate=0.01, meta_params=PARAMS, jit_compile=False, gradient_accumulation_steps=3)
     for i, step in enumerate(grads):
         opt.apply_gradients(zip([tf.constant(g) for g in step], model.trainable_variables))
         if i < 2:
             np.testing.assert_array_equal(weights_of(model.trainable_variables), w0)
     mean = [np.mean([step[k] for step in grads], axis=0) for k in range(4)]
-    single_opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False)
+    single_opt = HyperAdam(max_relative_step=None, learning_rate=0.01, meta_params=PARAMS, jit_compile=False)
     single_opt.apply_gradients(zip([tf.constant(g) for g in mean], single.trainable_variables))
     w = weights_of(model.trainable_variables)
     assert np.linalg.norm(w - w0) > 1e-3
@@ -323,8 +326,8 @@ def test_gradient_accumulation_equals_one_averaged_step():
 def test_loss_scale_factor_unscales_gradients():
     grads = gradient_sequence(2, seed=10)
     model, plain = small_model(), small_model()
-    opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False, loss_scale_factor=64.0)
-    plain_opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False)
+    opt = HyperAdam(max_relative_step=None, learning_rate=0.01, meta_params=PARAMS, jit_compile=False, loss_scale_factor=64.0)
+    plain_opt = HyperAdam(max_relative_step=None, learning_rate=0.01, meta_params=PARAMS, jit_compile=False)
     assert float(opt.scale_loss(tf.constant(2.0))) == 128.0
     for step in grads:
         opt.apply_gradients(zip([tf.constant(g * 64.0) for g in step], model.trainable_variables))
@@ -342,7 +345,7 @@ def test_fit_lowers_the_loss_with_default_optimizer(mnist):
     keras.utils.set_random_seed(1)
     model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(20, activation="sigmoid"),
                               keras.layers.Dense(10)])
-    model.compile(optimizer=HyperAdam(jit_compile=False),
+    model.compile(optimizer=HyperAdam(max_relative_step=None, jit_compile=False),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
     first = model.evaluate(x[:1000], y[:1000], verbose=0)
     model.fit(x[:2000], y[:2000], batch_size=128, epochs=3, verbose=0)
@@ -352,7 +355,7 @@ def test_fit_lowers_the_loss_with_default_optimizer(mnist):
 
 def test_slots_shapes_dtypes_and_no_meta_params_in_variables():
     model = small_model()
-    opt = HyperAdam(meta_params=PARAMS)
+    opt = HyperAdam(max_relative_step=None, meta_params=PARAMS)
     opt.build(model.trainable_variables)
     for v in model.trainable_variables:
         slots = opt.slots(v)
@@ -374,7 +377,7 @@ def test_optimizer_memory():
     assert default["parameters"] == p
     assert default["bytes_per_parameter"] == 480
     assert default["state_bytes"] == 480 * p and default["adam_state_bytes"] == 8 * p
-    opt = HyperAdam(meta_params=PARAMS)
+    opt = HyperAdam(max_relative_step=None, meta_params=PARAMS)
     assert optimizer_memory(model, optimizer=opt)["bytes_per_parameter"] == 4 * (2 * H + 4 * J)
     opt.build(model.trainable_variables)
     built = optimizer_memory(model, optimizer=opt)
@@ -403,7 +406,7 @@ def test_horizon_decay_factor_by_hand():
         with pytest.raises(ValueError, match="decay_after"):
             check_decay_after(bad)
     with pytest.raises(ValueError, match="decay_after"):
-        HyperAdam(meta_params=PARAMS, decay_after=0)
+        HyperAdam(max_relative_step=None, meta_params=PARAMS, decay_after=0)
 
 
 def test_decay_after_follows_the_reference_with_a_decayed_step():
@@ -411,7 +414,7 @@ def test_decay_after_follows_the_reference_with_a_decayed_step():
     grads = gradient_sequence(5, seed=11)
     model = small_model()
     w0 = weights_of(model.trainable_variables)
-    opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False, decay_after=2)
+    opt = HyperAdam(max_relative_step=None, learning_rate=0.01, meta_params=PARAMS, jit_compile=False, decay_after=2)
     w = apply_steps(opt, model.trainable_variables, grads)
     expected, _ = reference_run(w0, grads, [0.01 * np.sqrt(2 / max(s, 2)) for s in range(1, 6)])
     constant, _ = reference_run(w0, grads, [0.01] * 5)
@@ -424,7 +427,7 @@ def test_runs_within_decay_after_are_bit_identical_to_the_constant_step(jit_comp
     runs = {}
     for decay_after in (3, None):
         model = small_model()
-        opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=jit_compile, decay_after=decay_after)
+        opt = HyperAdam(max_relative_step=None, learning_rate=0.01, meta_params=PARAMS, jit_compile=jit_compile, decay_after=decay_after)
         runs[decay_after] = [apply_steps(opt, model.trainable_variables, [step]) for step in grads]
     for step in range(3):
         np.testing.assert_array_equal(runs[3][step], runs[None][step])
@@ -436,9 +439,9 @@ def test_decay_after_counts_updates_not_accumulation_micro_steps():
     optimizer applying the two averaged gradients."""
     grads = gradient_sequence(4, seed=13)
     model, single = small_model(), small_model()
-    opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False, decay_after=1,
+    opt = HyperAdam(max_relative_step=None, learning_rate=0.01, meta_params=PARAMS, jit_compile=False, decay_after=1,
                     gradient_accumulation_steps=2)
-    single_opt = HyperAdam(learning_rate=0.01, meta_params=PARAMS, jit_compile=False, decay_after=1)
+    single_opt = HyperAdam(max_relative_step=None, learning_rate=0.01, meta_params=PARAMS, jit_compile=False, decay_after=1)
     mean = [[np.mean([s[k] for s in pair], axis=0) for k in range(4)] for pair in (grads[:2], grads[2:])]
     w = apply_steps(opt, model.trainable_variables, grads)
     want = apply_steps(single_opt, single.trainable_variables, mean)
@@ -475,18 +478,18 @@ def test_decay_after_counts_updates_not_accumulation_micro_steps():
 def test_bad_arguments_are_a_value_error_naming_argument_and_value(argument, value, message):
     kwargs = {"meta_params": PARAMS, argument: value}
     with pytest.raises(ValueError, match=message):
-        HyperAdam(**kwargs)
+        HyperAdam(max_relative_step=None, **kwargs)
 
 
 def test_valid_numbers_of_any_type_are_accepted_as_floats():
-    assert float(HyperAdam(learning_rate=1, meta_params=PARAMS).learning_rate) == 1.0
-    assert float(HyperAdam(learning_rate=np.float32(0.002), meta_params=PARAMS).learning_rate) == np.float32(0.002)
-    assert float(HyperAdam(learning_rate=0, meta_params=PARAMS).learning_rate) == 0.0
-    assert HyperAdam(epsilon=0, meta_params=PARAMS, skip_nonfinite=np.bool_(False)).epsilon == 0.0
+    assert float(HyperAdam(max_relative_step=None, learning_rate=1, meta_params=PARAMS).learning_rate) == 1.0
+    assert float(HyperAdam(max_relative_step=None, learning_rate=np.float32(0.002), meta_params=PARAMS).learning_rate) == np.float32(0.002)
+    assert float(HyperAdam(max_relative_step=None, learning_rate=0, meta_params=PARAMS).learning_rate) == 0.0
+    assert HyperAdam(max_relative_step=None, epsilon=0, meta_params=PARAMS, skip_nonfinite=np.bool_(False)).epsilon == 0.0
 
 
 def test_setting_a_bad_learning_rate_later_is_refused():
-    opt = HyperAdam(meta_params=PARAMS)
+    opt = HyperAdam(max_relative_step=None, meta_params=PARAMS)
     for bad in (-0.5, float("nan")):
         with pytest.raises(ValueError, match=f"learning_rate must be .* got {bad}"):
             opt.learning_rate = bad
@@ -515,7 +518,7 @@ def test_learning_rate_turning_bad_at_run_time_skips_the_step_and_warns_once(bad
     print: the steps are skipped all the same."""
     model = small_model()
     variables = model.trainable_variables
-    opt = HyperAdam(learning_rate=TurnsBad(2, bad), meta_params=PARAMS, jit_compile=False, weight_decay=0.1)
+    opt = HyperAdam(max_relative_step=None, learning_rate=TurnsBad(2, bad), meta_params=PARAMS, jit_compile=False, weight_decay=0.1)
     apply = _applier(opt, variables)
     if mode != "eager":
         apply = tf.function(apply, jit_compile=mode == "xla")

@@ -212,7 +212,9 @@ def test_low_precision_variables_train_without_nan(dtype):
     a = tf.constant(rng.normal(size=(64, 8)).astype(np.float32))
     target = a @ tf.constant(rng.normal(size=(8, 1)).astype(np.float32))  # reachable: the loss can go to ~0
     w = keras.Variable(np.zeros((8, 1)), dtype=dtype)
-    opt = HyperAdam(jit_compile=False, learning_rate=0.02)  # the shipped bundle
+    # The shipped bundle at the paper's update: the default's cap lets a weight that starts at zero grow by
+    # only 3 % a step from 0.01 (docs/safety.md), too slow for this test's 40 steps from w = 0.
+    opt = HyperAdam(jit_compile=False, learning_rate=0.02, max_relative_step=None)
 
     def loss():
         return tf.reduce_mean((a @ tf.cast(w, tf.float32) - target) ** 2)

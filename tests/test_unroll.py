@@ -1,4 +1,7 @@
-"""The truncated unroll: same weights as the Keras optimizer, exact meta-gradients, state carry-over."""
+"""The truncated unroll: same weights as the Keras optimizer, exact meta-gradients, state carry-over.
+
+Every optimizer compared with the float64 reference runs the paper's update, `max_relative_step=None` (the
+default's relative-step cap has its own reference test, tests/test_safety_options.py)."""
 
 from __future__ import annotations
 
@@ -57,7 +60,7 @@ class LinearTask(TinyRegression):
 def _run_keras_optimizer(task, meta_params, seed, num_steps):
     """Reference: `num_steps` of HyperAdam.apply_gradients on tf.Variables; returns (weights, losses)."""
     variables = [tf.Variable(p) for p in task.init_params(seed)]
-    optimizer = HyperAdam(learning_rate=0.005, meta_params=meta_params, jit_compile=False)
+    optimizer = HyperAdam(max_relative_step=None, learning_rate=0.005, meta_params=meta_params, jit_compile=False)
     losses = []
     for step in range(num_steps):
         with tf.GradientTape() as tape:
