@@ -15,18 +15,23 @@ __all__ = ["DEFAULT_DECAY_AFTER", "check_decay_after", "check_learning_rate", "c
 
 def check_decay_after(decay_after: int | None) -> int | None:
     """`decay_after` as an int ≥ 1, or None (no decay); anything else is a ValueError naming it."""
-    if decay_after is None:
+    return _check_step_count("decay_after", decay_after)
+
+
+def _check_step_count(name: str, value: object) -> int | None:
+    """`value` as an int ≥ 1 (a whole float too), or None; anything else is a ValueError naming `name`."""
+    if value is None:
         return None
-    message = f"decay_after must be None or an integer number of steps >= 1, got {decay_after!r}"
-    if isinstance(decay_after, (bool, str)):
+    message = f"{name} must be None or an integer number of steps >= 1, got {value!r}"
+    if isinstance(value, (bool, str)):
         raise ValueError(message)
     try:
-        whole = float(decay_after).is_integer()
+        whole = float(value).is_integer()
     except (TypeError, ValueError) as error:
         raise ValueError(message) from error
-    if not whole or int(decay_after) < 1:
+    if not whole or int(value) < 1:
         raise ValueError(message)
-    return int(decay_after)
+    return int(value)
 
 
 def horizon_decay_factor(update_count: tf.Tensor | int, decay_after: int | None) -> tf.Tensor:
@@ -48,18 +53,7 @@ def horizon_decay_factor(update_count: tf.Tensor | int, decay_after: int | None)
 
 def check_warmup_steps(warmup_steps: int | None) -> int | None:
     """`warmup_steps` as an int ≥ 1, or None (no warm-up); anything else is a ValueError naming it."""
-    if warmup_steps is None:
-        return None
-    message = f"warmup_steps must be None or an integer number of steps >= 1, got {warmup_steps!r}"
-    if isinstance(warmup_steps, (bool, str)):
-        raise ValueError(message)
-    try:
-        whole = float(warmup_steps).is_integer()
-    except (TypeError, ValueError) as error:
-        raise ValueError(message) from error
-    if not whole or int(warmup_steps) < 1:
-        raise ValueError(message)
-    return int(warmup_steps)
+    return _check_step_count("warmup_steps", warmup_steps)
 
 
 def check_max_relative_step(max_relative_step: float | None) -> float | None:
