@@ -343,6 +343,15 @@ class HyperAdam(keras.optimizers.Optimizer):
 
     # --- configuration --------------------------------------------------------------------------
 
+    @classmethod
+    def from_config(cls, config: dict, custom_objects=None) -> "HyperAdam":
+        # A config written before `warmup_steps` and `max_relative_step` existed (a `.keras` file of an
+        # earlier version) describes an optimizer without them: it continues as it was saved, uncapped.
+        config = dict(config)
+        config.setdefault("warmup_steps", None)
+        config.setdefault("max_relative_step", None)
+        return super().from_config(config, custom_objects=custom_objects)
+
     def get_config(self) -> dict:
         config = super().get_config()
         config.update({

@@ -239,8 +239,9 @@ def test_cli_cache_dir(tmp_path, capsys, trained):
 # and for `warmup_steps`, `max_relative_step` and the generalization suite (a new default keys its runs by
 # its rate and config; with both options None a run is op for op the earlier one): `reproduce_runs.py`
 # re-trained 16 runs of paper-table1 (HyperAdam at 0.005 and tuned Adam, seeds 0 and 1) identical bit for bit;
-# and for one argument check shared by `decay_after` and `warmup_steps` (no op of a run).
-TRAINING_CODE_SHA256 = "c0696a176f32ce3505ed588c03e56a60b4f4e8c937a2e893bfcb81f8a411d274"
+# and for one argument check shared by `decay_after` and `warmup_steps` (no op of a run), and
+# `HyperAdam.from_config` reading a config without the two options as uncapped (no run builds from a config).
+TRAINING_CODE_SHA256 = "7bdd1353f600703900c3bcaff2795cb15d53b8c1f7e1eaf270b66d470fff86f8"
 
 
 def test_the_training_code_is_the_one_the_cache_version_was_recorded_for():

@@ -134,3 +134,14 @@ def test_options_round_trip_through_the_config():
     assert config["warmup_steps"] == 50 and config["max_relative_step"] == 0.1
     again = HyperAdam.from_config(config)
     assert again.warmup_steps == 50 and again.max_relative_step == 0.1
+
+
+def test_a_config_of_an_earlier_version_loads_without_the_options():
+    """A config that predates the two options (an earlier `.keras` file) continues uncapped, as it was
+    saved, not with today's default cap."""
+    config = HyperAdam(meta_params=PARAMS).get_config()
+    assert config["max_relative_step"] == 0.03  # today's default
+    for name in ("warmup_steps", "max_relative_step"):
+        del config[name]
+    old = HyperAdam.from_config(config)
+    assert old.max_relative_step is None and old.warmup_steps is None
