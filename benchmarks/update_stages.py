@@ -8,7 +8,8 @@ Stages (the functions of `hyperadam_keras.equations`):
     task state    ĝ, m' (`normalized_features`), x (`preprocess`), (h, c) (`state_cell`)
     adam cells    β, γ logits (`adam_cell_decay_logits`), moments, candidates, ρ (`weight_cell`), d_t
     whole         `optimizer.compiled_coordinate_update` (what `HyperAdam` runs per variable)
-    products      [x, h] × K (LSTM) and [m', h] × [θ_u, θ_r] alone, as graph ops (oneDNN on x86)
+    products      Kᵀ [x; h] (LSTM) and [θ_u, θ_r]ᵀ [m'; h] alone, as graph ops (oneDNN on x86), on the
+                  state's coordinates-last layout ([K, n])
 The stages add up to more than the whole: each writes its outputs to memory and the next reads them.
 """
 
@@ -62,23 +63,23 @@ def main(argv: list[str] | None = None) -> int:
         m, v, beta_hat, gamma_hat = equations.adam_cell_moments(
             g, m, v, beta_hat, gamma_hat, tf.sigmoid(beta_logits), tf.sigmoid(gamma_logits),
             tf.sigmoid(-beta_logits), tf.sigmoid(-gamma_logits))
-        candidates = equations.adam_cell_candidates(m, v, beta_hat, gamma_hat, 1e-24)
+        m_corrected, root = equations.bias_corrected_moments(m, v, beta_hat, gamma_hat)
         rho = equations.weight_cell(h, meta.weight_kernel, meta.weight_bias)
-        return equations.combine_candidates(rho, candidates), m, v, beta_hat, gamma_hat
+        return equations.combine_corrected_moments(rho, m_corrected, root, 1e-24), m, v, beta_hat, gamma_hat
 
     whole = compiled_coordinate_update(J, H, 1e-24, clip)
-    lstm_in = tf.concat([x, s.h], -1)
-    cell_in = tf.concat([m_prime, h], -1)
+    lstm_in = tf.concat([x, s.h], 0)
+    cell_in = tf.concat([m_prime, h], 0)
     cell_kernel = tf.concat([meta.beta_kernel, meta.gamma_kernel], -1)
-    product = tf.function(lambda a, k: tf.matmul(a, k)[-1, -1])
+    product = tf.function(lambda a, k: tf.matmul(k, a, transpose_a=True)[-1, -1])
     timings = {
         "task state (XLA)": _median_ms(lambda: task_state(g, s.h, s.c, s.m)[0][-1, -1], args.repeats),
         "adam cells (XLA)": _median_ms(lambda: adam_cells(g, h, m_prime, s.m, s.v, s.beta_hat,
                                                           s.gamma_hat)[0][-1], args.repeats),
         "whole update (XLA)": _median_ms(lambda: whole(meta, g, list(s), w, tf.constant(0.005), tf.constant(0.0),
                                                       grad_sq, col_sq, tf.constant(True))[0][-1], args.repeats),
-        "product [x, h] x K alone (graph)": _median_ms(lambda: product(lstm_in, meta.state_cell_kernel), args.repeats),
-        "product [m', h] x [θu, θr] alone (graph)": _median_ms(lambda: product(cell_in, cell_kernel), args.repeats),
+        "product Kᵀ [x; h] alone (graph)": _median_ms(lambda: product(lstm_in, meta.state_cell_kernel), args.repeats),
+        "product [θu, θr]ᵀ [m'; h] alone (graph)": _median_ms(lambda: product(cell_in, cell_kernel), args.repeats),
     }
     print(f"One HyperAdam update, n = {n:,}, J = {J}, H = {H} (medians of {args.repeats})\n")
     print("| stage | ms |\n|---|---|")

@@ -24,8 +24,10 @@ from hyperadam_keras import equations
 from hyperadam_keras.defaults import DEFAULT_EPSILON, check_bool, check_finite_non_negative
 from hyperadam_keras.meta_params import NAMES, MetaParams, MetaParamsError
 
-FORMAT_VERSION = 1
-SUPPORTED_FORMAT_VERSIONS = (1,)
+# 2: the `step` signature takes and returns the state coordinates last ([H, n], [J, n]); 1: [n, H], [n, J].
+# The variables, all that `load_meta_params` reads, are the same in both.
+FORMAT_VERSION = 2
+SUPPORTED_FORMAT_VERSIONS = (1, 2)
 META_JSON = os.path.join("assets", "meta.json")
 DEFAULT_BUNDLE_NAME = "default"
 
@@ -53,8 +55,8 @@ class _BundleModule(tf.Module):
             setattr(getattr(self, group_name), variable_name,
                     tf.Variable(params.values[name], trainable=False, name=variable_name))
         J, H = params.num_candidates, params.hidden
-        spec_h = tf.TensorSpec([None, H], tf.float32)
-        spec_j = tf.TensorSpec([None, J], tf.float32)
+        spec_h = tf.TensorSpec([H, None], tf.float32)  # coordinates last, as `equations` and the slots
+        spec_j = tf.TensorSpec([J, None], tf.float32)
         self.step = tf.function(self._step, input_signature=[
             tf.TensorSpec([None], tf.float32, name="weights"),
             tf.TensorSpec([None], tf.float32, name="gradient"),

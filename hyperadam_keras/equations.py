@@ -4,8 +4,10 @@ This module is the only place where the math lives: the Keras optimizer (`optimi
 SavedModel `step` signature (`bundle.py`) and the meta-trainer all call these functions, so they
 cannot drift apart. Everything is written with `keras.ops`, so the math runs on any Keras backend.
 
-Shapes: every per-coordinate quantity is a matrix with one row per coordinate, `[n, J]` for the J
-candidate moments and `[n, H]` for the LSTM task state. The two *global* reductions of the paper
+Shapes: every per-coordinate quantity is a matrix with one column per coordinate, `[J, n]` for the J
+candidate moments and `[H, n]` for the LSTM task state (coordinates last: the long axis is the one the
+CPU's vector units and XLA's loops run along; the paper writes the transpose, one row per coordinate,
+and the products below are the paper's, transposed). The two *global* reductions of the paper
 (the norm of the whole gradient, and the norm of every column of the previous moment over all
 coordinates of all variables) are passed in to `hyperadam_direction`, because a Keras optimizer
 updates one variable at a time; see `feature_sq_scales`. `hyperadam_directions` does both halves for
@@ -40,12 +42,12 @@ class MetaWeights(NamedTuple):
 class CoordinateState(NamedTuple):
     """Per-coordinate optimizer state: LSTM (h, c) of width H and the J candidate moments."""
 
-    h: object  # [n, H]
-    c: object  # [n, H]
-    m: object  # [n, J]
-    v: object  # [n, J]
-    beta_hat: object  # [n, J] running bias correction of m, starts at 0
-    gamma_hat: object  # [n, J] running bias correction of v, starts at 0
+    h: object  # [H, n]
+    c: object  # [H, n]
+    m: object  # [J, n]
+    v: object  # [J, n]
+    beta_hat: object  # [J, n] running bias correction of m, starts at 0
+    gamma_hat: object  # [J, n] running bias correction of v, starts at 0
 
 
 def gradient_sq_norm(gradients: list) -> object:
@@ -54,8 +56,11 @@ def gradient_sq_norm(gradients: list) -> object:
 
 
 def moment_column_sq_norms(moments: list) -> object:
-    """Squared norm of each of the J columns of m_{t-1} over all coordinates of all variables, [J]."""
-    return sum(ops.sum(ops.reshape(ops.square(m), (-1, ops.shape(m)[-1])), axis=0) for m in moments)
+    """Squared norm of each of the J candidate moments m_{t-1}^j over all coordinates of all variables, [J].
+
+    Each moment is [J, n] or [J, *S] (a slot of a variable of shape S): the candidates on the first axis.
+    """
+    return sum(ops.sum(ops.reshape(ops.square(m), (ops.shape(m)[0], -1)), axis=1) for m in moments)
 
 
 FEATURE_NORMALIZATIONS = ("norm", "rms", "rms-clip")
@@ -112,47 +117,52 @@ def normalized_gradient(gradient, grad_sq_norm):
 
 
 def preprocess(normalized_grad, kernel, bias):
-    """x_t = ELU(ĝ ⊗ W_pre + b_pre): lifts each scalar ĝ to an H-vector. ĝ [n] -> x [n, H]."""
-    return ops.elu(ops.expand_dims(normalized_grad, -1) * kernel + bias)
+    """x_t = ELU(ĝ ⊗ W_pre + b_pre): lifts each scalar ĝ to an H-vector. ĝ [n] -> x [H, n]."""
+    return ops.elu(ops.transpose(kernel) * ops.expand_dims(normalized_grad, 0) + ops.expand_dims(bias, -1))
 
 
 def state_cell(x, h, c, kernel, bias):
     """StateCell, a standard LSTM: (h_t, c_t) = LSTM([x_t, h_{t-1}], c_{t-1}); s_t = h_t.
 
-        [i, f, g, o] = [x_t, h_{t-1}] K + b        (K [2H, 4H], gate order i, f, g, o)
+        [i, f, g, o] = [x_t, h_{t-1}] K + b        (K [2H, 4H], gate order i, f, g, o; computed as
+                                                     Kᵀ [x_t; h_{t-1}], [4H, n])
         c_t = σ(f) ⊙ c_{t-1} + σ(i) ⊙ tanh(g)
         h_t = σ(o) ⊙ tanh(c_t)
 
     No hidden forget-gate offset: any such constant lives in the bias.
     """
-    z = ops.matmul(ops.concatenate([x, h], axis=-1), kernel) + bias
-    i, f, g, o = ops.split(z, 4, axis=-1)
+    z = ops.matmul(ops.transpose(kernel), ops.concatenate([x, h], axis=0)) + ops.expand_dims(bias, -1)
+    i, f, g, o = ops.split(z, 4, axis=0)
     c_new = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
     h_new = ops.sigmoid(o) * ops.tanh(c_new)
     return h_new, c_new
 
 
 def normalized_moment(m, column_sq_norms):
-    """m'_{t-1} = m_{t-1} / sqrt(colnorm² + 1e-16), each column by its norm over ALL coordinates."""
-    return m / ops.sqrt(column_sq_norms + NORM_EPSILON)
+    """m'_{t-1} = m_{t-1} / sqrt(colnorm² + 1e-16), each candidate j by its norm over ALL coordinates
+    (the paper's columns; here the rows of m [J, n])."""
+    return m / ops.expand_dims(ops.sqrt(column_sq_norms + NORM_EPSILON), -1)
 
 
 def adam_cell_decay_logits(normalized_m, task_state, beta_kernel, beta_bias, gamma_kernel, gamma_bias):
     """Logits of the AdamCell decay rates, both from one matrix product over the concatenated kernels:
 
-        [m'_{t-1}, s_t] θ_u + b_u,   [m'_{t-1}, s_t] θ_r + b_r                       -> [n, J] each
+        [m'_{t-1}, s_t] θ_u + b_u,   [m'_{t-1}, s_t] θ_r + b_r                       -> [J, n] each
+
+    (computed as [θ_u, θ_r]ᵀ [m'_{t-1}; s_t], one [2J, J+H] × [J+H, n] product).
     """
-    features = ops.concatenate([normalized_m, task_state], axis=-1)
+    features = ops.concatenate([normalized_m, task_state], axis=0)
     kernel = ops.concatenate([beta_kernel, gamma_kernel], axis=-1)
-    logits = ops.matmul(features, kernel) + ops.concatenate([beta_bias, gamma_bias], axis=-1)
-    beta_logits, gamma_logits = ops.split(logits, 2, axis=-1)
+    logits = (ops.matmul(ops.transpose(kernel), features)
+              + ops.expand_dims(ops.concatenate([beta_bias, gamma_bias], axis=-1), -1))
+    beta_logits, gamma_logits = ops.split(logits, 2, axis=0)
     return beta_logits, gamma_logits
 
 
 def adam_cell_decay_rates(normalized_m, task_state, beta_kernel, beta_bias, gamma_kernel, gamma_bias):
     """AdamCell decay rates:
 
-        β_t = σ([m'_{t-1}, s_t] θ_u + b_u),   γ_t = σ([m'_{t-1}, s_t] θ_r + b_r)     -> [n, J] each
+        β_t = σ([m'_{t-1}, s_t] θ_u + b_u),   γ_t = σ([m'_{t-1}, s_t] θ_r + b_r)     -> [J, n] each
     """
     beta_logits, gamma_logits = adam_cell_decay_logits(normalized_m, task_state, beta_kernel, beta_bias,
                                                        gamma_kernel, gamma_bias)
@@ -161,7 +171,7 @@ def adam_cell_decay_rates(normalized_m, task_state, beta_kernel, beta_bias, gamm
 
 def adam_cell_moments(gradient, m, v, beta_hat, gamma_hat, beta, gamma, one_minus_beta=None,
                       one_minus_gamma=None):
-    """AdamCell moment and bias-correction updates, g [n] broadcast over the J columns:
+    """AdamCell moment and bias-correction updates, g [n] broadcast over the J candidates (rows):
 
         m_t = β_t ⊙ m_{t-1} + (1 - β_t) ⊙ g         v_t = γ_t ⊙ v_{t-1} + (1 - γ_t) ⊙ g²
         β̂_t = β_t ⊙ β̂_{t-1} + (1 - β_t)              γ̂_t = γ_t ⊙ γ̂_{t-1} + (1 - γ_t)
@@ -171,7 +181,7 @@ def adam_cell_moments(gradient, m, v, beta_hat, gamma_hat, beta, gamma, one_minu
     """
     one_minus_beta = 1.0 - beta if one_minus_beta is None else one_minus_beta
     one_minus_gamma = 1.0 - gamma if one_minus_gamma is None else one_minus_gamma
-    g = ops.expand_dims(gradient, -1)
+    g = ops.expand_dims(gradient, 0)
     m_new = beta * m + one_minus_beta * g
     v_new = gamma * v + one_minus_gamma * ops.square(g)
     beta_hat_new = beta * beta_hat + one_minus_beta
@@ -179,8 +189,9 @@ def adam_cell_moments(gradient, m, v, beta_hat, gamma_hat, beta, gamma, one_minu
     return m_new, v_new, beta_hat_new, gamma_hat_new
 
 
-def adam_cell_candidates(m, v, beta_hat, gamma_hat, epsilon):
-    """Candidate updates m̂_t = (m_t / β̂_t) / (sqrt(v_t / γ̂_t) + ε), [n, J].
+def bias_corrected_moments(m, v, beta_hat, gamma_hat):
+    """(m_t / β̂_t, sqrt(v_t / γ̂_t)), [J, n] each: the AdamCell's candidate updates are
+    m̂_t = (m_t / β̂_t) / (sqrt(v_t / γ̂_t) + ε) (`combine_corrected_moments` forms them).
 
     A bias correction of exactly 0 (a decay rate that saturated to 1.0 in float32) can only occur
     with a moment that is still exactly 0, so 0/0 is taken as 0 (`divide_no_nan`): the candidate
@@ -194,17 +205,21 @@ def adam_cell_candidates(m, v, beta_hat, gamma_hat, epsilon):
     v_corrected = ops.divide_no_nan(v, gamma_hat)
     positive = v_corrected > 0
     root = ops.where(positive, ops.sqrt(ops.where(positive, v_corrected, 1.0)), 0.0)
-    return m_corrected / (root + epsilon)
+    return m_corrected, root
 
 
 def weight_cell(task_state, kernel, bias):
-    """WeightCell: ρ_t = ELU(s_t θ_q + b_q), [n, J]. Not a softmax: weights may be negative."""
-    return ops.elu(ops.matmul(task_state, kernel) + bias)
+    """WeightCell: ρ_t = ELU(s_t θ_q + b_q), [J, n] (computed as θ_qᵀ s_t). Not a softmax: weights may
+    be negative."""
+    return ops.elu(ops.matmul(ops.transpose(kernel), task_state) + ops.expand_dims(bias, -1))
 
 
-def combine_candidates(weights, candidates):
-    """Update direction d_t = Σ_j ρ_t^j ⊙ m̂_t^j, [n]."""
-    return ops.sum(weights * candidates, axis=-1)
+def combine_corrected_moments(weights, m_corrected, root, epsilon):
+    """Update direction d_t = Σ_j ρ_t^j ⊙ m̂_t^j, [n], with the candidates m̂_t = m̃_t / (√ṽ_t + ε)
+    (`bias_corrected_moments`; m̃ = m / β̂, ṽ = v / γ̂) not formed apart: each term is computed as one
+    quotient (ρ m̃) / (√ṽ + ε), the same value up to rounding and a faster XLA loop on this CPU than
+    forming m̂ first (docs/speed.md)."""
+    return ops.sum(weights * m_corrected / (root + epsilon), axis=0)
 
 
 def hyperadam_direction(meta: MetaWeights, gradient, state: CoordinateState, grad_sq_norm,
@@ -224,9 +239,10 @@ def hyperadam_direction(meta: MetaWeights, gradient, state: CoordinateState, gra
     m, v, beta_hat, gamma_hat = adam_cell_moments(
         gradient, state.m, state.v, state.beta_hat, state.gamma_hat, ops.sigmoid(beta_logits),
         ops.sigmoid(gamma_logits), ops.sigmoid(-beta_logits), ops.sigmoid(-gamma_logits))
-    candidates = adam_cell_candidates(m, v, beta_hat, gamma_hat, epsilon)
+    m_corrected, root = bias_corrected_moments(m, v, beta_hat, gamma_hat)
     rho = weight_cell(h, meta.weight_kernel, meta.weight_bias)
-    return combine_candidates(rho, candidates), CoordinateState(h, c, m, v, beta_hat, gamma_hat)
+    return (combine_corrected_moments(rho, m_corrected, root, epsilon),
+            CoordinateState(h, c, m, v, beta_hat, gamma_hat))
 
 
 # The smallest weight scale `cap_relative_step` measures a step against: a tensor that is still all zeros

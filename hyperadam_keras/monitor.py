@@ -102,7 +102,7 @@ def _count(variable) -> int:
 
 
 class _Before(NamedTuple):
-    """What a sampled step needs from before the update: the sampled weights [n] and m'_{t-1} [n, J]."""
+    """What a sampled step needs from before the update: the sampled weights [n] and m'_{t-1} [J, n]."""
 
     weights: tf.Tensor
     normalized_moment: tf.Tensor
@@ -129,15 +129,15 @@ class _CoordinateSample:
         self.after = tf.function(self._after)
 
     def _gather(self, name: str | None) -> tf.Tensor:
-        """The sampled coordinates of the weights (name None, [n] float32) or of slot `name` ([n, K])."""
+        """The sampled coordinates of the weights (name None, [n] float32) or of slot `name` ([K, n])."""
         parts = []
         for i, index in self.indices.items():
             if name is None:
                 parts.append(tf.gather(tf.reshape(tf.cast(_read(self.variables[i]), tf.float32), [-1]), index))
             else:
                 slot = _read(self.slots[i][name])
-                parts.append(tf.gather(tf.reshape(slot, [-1, slot.shape[-1]]), index))
-        return tf.concat(parts, axis=0)
+                parts.append(tf.gather(tf.reshape(slot, [slot.shape[0], -1]), index, axis=1))
+        return tf.concat(parts, axis=-1)
 
     def _before(self) -> _Before:
         # The global column norms of m_{t-1}, over ALL coordinates of all variables, as in the step; the
@@ -159,7 +159,7 @@ class _CoordinateSample:
         delta_sq = tf.square(before.weights - self._gather(None))
         stats = {"overall": tf.sqrt(tf.reduce_mean(delta_sq)) / alpha,
                  "per_variable": tf.sqrt(tf.math.segment_mean(delta_sq, self.segments)) / alpha,
-                 "rho": rho, "rho_sum": tf.reduce_sum(rho, axis=-1), "beta": beta, "gamma": gamma}
+                 "rho": rho, "rho_sum": tf.reduce_sum(rho, axis=0), "beta": beta, "gamma": gamma}
         stats.update({f"{name}/histogram": histogram_buckets(stats[name]) for name in DISTRIBUTIONS})
         return stats
 

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from hyperadam_keras import equations
+from hyperadam_keras import state_layout as slot_layout
 from hyperadam_keras.bundle import default_meta_params, load_meta_params, meta_params_from_config, meta_params_to_config
 from hyperadam_keras.defaults import (DEFAULT_DECAY_AFTER, DEFAULT_EPSILON, DEFAULT_LEARNING_RATE,
                                       DEFAULT_MAX_RELATIVE_STEP, DEFAULT_WARMUP_STEPS, check_bool,
@@ -108,9 +109,10 @@ except ImportError:  # the private name moved: a short list instead of Keras's o
 class HyperAdam(keras.optimizers.Optimizer):
     """HyperAdam (Wang, Sun & Xu, AAAI 2019): a learned, task-adaptive combination of J Adams.
 
-    Per trainable variable of shape S it keeps float32 slots h, c of shape S + (H,) and m, v, β̂, γ̂
-    of shape S + (J,) (6J floats per parameter when H = J). The norms of the gradient and of every
-    column of m_{t-1} are global: computed once per step over all variables being updated.
+    Per trainable variable of shape S it keeps float32 slots h, c of shape (H,) + S and m, v, β̂, γ̂
+    of shape (J,) + S (6J floats per parameter when H = J; coordinates last, `state_layout.py`). The
+    norms of the gradient and of every candidate moment m_{t-1}^j are global: computed once per step
+    over all variables being updated.
 
     Args:
         learning_rate: α, a float (finite, >= 0), a `LearningRateSchedule` or a callable. Defaults
@@ -136,6 +138,10 @@ class HyperAdam(keras.optimizers.Optimizer):
         max_relative_step: τ: every update of a tensor w is shrunk, where needed, to move it by at
             most τ · max(RMS(w), 0.01) in root mean square (`equations.cap_relative_step`). Defaults
             to 0.03 (`defaults.DEFAULT_MAX_RELATIVE_STEP`). None: no cap (the paper).
+        state_layout: the layout of the optimizer state this optimizer *loads*: "coordinates-last"
+            (this version's) or "coordinates-first" (versions up to 2026-12-01, whose `.keras` configs
+            `from_config` recognizes by the missing key). It decides only slots whose shape is the same
+            in both layouts; the state is always kept coordinates-last. Never needed by hand.
         {{base_optimizer_keyword_args}}
 
     Invalid arguments are a `ValueError` naming the argument and the value (a `MetaParamsError`, also a
@@ -152,6 +158,7 @@ class HyperAdam(keras.optimizers.Optimizer):
         jit_compile: bool = True,
         warmup_steps: int | None = DEFAULT_WARMUP_STEPS,
         max_relative_step: float | None = DEFAULT_MAX_RELATIVE_STEP,
+        state_layout: str = slot_layout.COORDINATES_LAST,
         weight_decay: float | None = None,
         clipnorm: float | None = None,
         clipvalue: float | None = None,
@@ -173,6 +180,7 @@ class HyperAdam(keras.optimizers.Optimizer):
         jit_compile = check_bool("jit_compile", jit_compile)
         warmup_steps = check_warmup_steps(warmup_steps)
         max_relative_step = check_max_relative_step(max_relative_step)
+        saved_layout = slot_layout.check_state_layout(state_layout)
         super().__init__(
             learning_rate=learning_rate,
             weight_decay=weight_decay,
@@ -194,6 +202,7 @@ class HyperAdam(keras.optimizers.Optimizer):
         self.jit_compile = jit_compile
         self.warmup_steps = warmup_steps
         self.max_relative_step = max_relative_step
+        self.state_layout = saved_layout
         # Set once a step was skipped for its learning rate, so that the warning is printed once. Not an
         # optimizer variable (`self.variables` and so checkpoints stay as they were) and not tracked.
         object.__setattr__(self, "_invalid_learning_rate_seen", tf.Variable(
@@ -244,11 +253,41 @@ class HyperAdam(keras.optimizers.Optimizer):
                     variable, name, sizes.get(name, self.num_candidates)))
 
     def _add_state_slot(self, variable, name: str, size: int):
+        """`add_variable`, with a `state_layout.StateSlot` of shape (size,) + S (it reads checkpoints of
+        the earlier layout too)."""
         reference = variable.value if isinstance(variable, keras.Variable) else variable
         prefix = (variable.path if hasattr(variable, "path") else variable.name).replace("/", "_").replace(":", "_")
+        self._check_super_called()
         with self._distribution_strategy.extended.colocate_vars_with(reference):
-            return self.add_variable(shape=tuple(variable.shape) + (size,), initializer="zeros",
-                                     dtype=_STATE_DTYPE, name=f"{prefix}_{name}")
+            with keras.name_scope(self.name, caller=self):
+                slot = slot_layout.StateSlot(initializer=keras.initializers.Zeros(),
+                                              shape=(size,) + tuple(variable.shape), dtype=_STATE_DTYPE,
+                                              trainable=False, aggregation="none", name=f"{prefix}_{name}")
+        self._track_variable(slot)
+        return slot
+
+    def load_own_variables(self, store):
+        """Reads a `.keras` file's optimizer state, of this version or (transposed) of an earlier one.
+        Checks every shape before it assigns anything."""
+        if len(store.keys()) != len(self.variables):
+            return super().load_own_variables(store)  # Keras warns and skips, as for any optimizer
+        values = [store[str(i)] for i in range(len(self.variables))]
+        slot_ids = {id(s) for name in SLOT_NAMES for s in self._slots.get(name, [])} if self.built else set()
+        is_slot = [id(v) in slot_ids for v in self.variables]
+        layout = slot_layout.stored_layout(
+            [v.shape for v, slot in zip(self.variables, is_slot) if slot],
+            [values[i].shape for i, slot in enumerate(is_slot) if slot], self.state_layout)
+        arrays = []
+        for variable, value, slot in zip(self.variables, values, is_slot):
+            value = np.asarray(value)
+            if slot and layout == slot_layout.COORDINATES_FIRST:
+                value = slot_layout.from_coordinates_first(value)
+            if tuple(value.shape) != tuple(variable.shape):
+                raise ValueError(f"HyperAdam: the saved optimizer variable {variable.path!r} has shape "
+                                 f"{tuple(value.shape)}, this optimizer's {tuple(variable.shape)}")
+            arrays.append(value)
+        for variable, value in zip(self.variables, arrays):
+            variable.assign(value)
 
     def slots(self, variable) -> dict:
         """The state slots of one trainable variable, keyed by `SLOT_NAMES`."""
@@ -322,8 +361,8 @@ class HyperAdam(keras.optimizers.Optimizer):
                          is_finite):
         slots = self.slots(variable)
         J, H = self.num_candidates, self.hidden
-        # Flattened to [n, J] / [n, H] outside the compiled function: it then sees only n vary.
-        state = [tf.reshape(tf.convert_to_tensor(slots[name]), (-1, H if name in ("h", "c") else J))
+        # Flattened to [J, n] / [H, n] outside the compiled function: it then sees only n vary.
+        state = [tf.reshape(tf.convert_to_tensor(slots[name]), (H if name in ("h", "c") else J, -1))
                  for name in SLOT_NAMES]
         decay = 0.0
         if self.weight_decay is not None and self._use_weight_decay(variable):
@@ -347,9 +386,11 @@ class HyperAdam(keras.optimizers.Optimizer):
     def from_config(cls, config: dict, custom_objects=None) -> "HyperAdam":
         # A config written before `warmup_steps` and `max_relative_step` existed (a `.keras` file of an
         # earlier version) describes an optimizer without them: it continues as it was saved, uncapped.
+        # Earlier still (up to 2026-12-01), without `state_layout`: its state is coordinates-first.
         config = dict(config)
         config.setdefault("warmup_steps", None)
         config.setdefault("max_relative_step", None)
+        config.setdefault("state_layout", slot_layout.COORDINATES_FIRST)
         return super().from_config(config, custom_objects=custom_objects)
 
     def get_config(self) -> dict:
@@ -362,6 +403,7 @@ class HyperAdam(keras.optimizers.Optimizer):
             "jit_compile": self.jit_compile,
             "warmup_steps": self.warmup_steps,
             "max_relative_step": self.max_relative_step,
+            "state_layout": slot_layout.COORDINATES_LAST,
         })
         return config
 

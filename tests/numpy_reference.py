@@ -112,8 +112,9 @@ def flatten(arrays) -> np.ndarray:
 
 
 def flatten_state(per_variable: list[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Per-variable slots of shape var.shape + (K,) -> one [p, K] array per state name."""
-    return {name: np.concatenate([np.asarray(s[name], np.float64).reshape(-1, np.shape(s[name])[-1])
+    """Per-variable slots of shape (K,) + var.shape (the optimizer's layout, coordinates last) -> one
+    [p, K] array per state name (this reference's layout, one row per coordinate as in the paper)."""
+    return {name: np.concatenate([np.asarray(s[name], np.float64).reshape(np.shape(s[name])[0], -1).T
                                   for s in per_variable]) for name in STATE_NAMES}
 
 

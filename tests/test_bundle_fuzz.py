@@ -146,7 +146,7 @@ def test_deleted_files_and_directories(original, fresh):
 def edited_meta(meta: dict) -> list[tuple[str, object]]:
     """(description, new meta.json content: a dict to dump or raw bytes) pairs."""
     cases = []
-    for key, values in {"format_version": [2, 0, "1", True, None, 1.5, [1]],
+    for key, values in {"format_version": [3, 0, "1", True, None, 1.5, [1]],
                         "num_candidates": [21, 0, "20", None], "hidden": [19, -1, [20]],
                         "sha256": ["0" * 64, ORIGINAL.fingerprint().upper(), 5, None],
                         "feature_normalization": ["layer", 3, None, "rms"]}.items():

@@ -123,14 +123,14 @@ def test_rms_clip_bounds_an_outlier_feature_and_leaves_the_rest():
     """Hand-derivable: g = (1000, 1 × 100) has RMS sqrt((10⁶ + 100) / 101) ≈ 99.55, so the outlier's
     ĝ ≈ 10.05 is clipped to 10 and every other ĝ = 1 / RMS is left as it is; likewise a moment column."""
     g = np.array([1000.0] + [1.0] * 100, np.float32)
-    m = np.stack([g, -g], axis=1)
+    m = np.stack([g, -g])  # [J, n]: the two candidate moments, coordinates last
     rms = np.sqrt((1e6 + 100) / 101)
     for normalization, first in (("rms", 1000 / rms), ("rms-clip", 10.0)):
         g_sq, col_sq = equations.feature_sq_scales([tf.constant(g)], [tf.constant(m)], normalization)
         g_hat, m_prime = equations.normalized_features(tf.constant(g), tf.constant(m), g_sq, col_sq,
                                                        equations.feature_clip(normalization))
         np.testing.assert_allclose(g_hat.numpy(), [first] + [1 / rms] * 100, rtol=1e-5)
-        np.testing.assert_allclose(m_prime.numpy(), np.stack([g_hat.numpy(), -g_hat.numpy()], axis=1), rtol=1e-5)
+        np.testing.assert_allclose(m_prime.numpy(), np.stack([g_hat.numpy(), -g_hat.numpy()]), rtol=1e-5)
     assert equations.feature_clip("rms") is None is equations.feature_clip("norm")
 
 
@@ -141,7 +141,8 @@ def test_feature_sq_scales_rejects_unknown_normalization():
 
 def test_equations_direction_matches_reference():
     """`equations.hyperadam_direction` on one flat vector with a random non-zero state (so the LSTM's
-    recurrent rows, c_{t-1} and the moment normalization all matter) against the reference."""
+    recurrent rows, c_{t-1} and the moment normalization all matter) against the reference (whose state
+    is [p, K], one row per coordinate; `equations` keeps the transpose)."""
     J, H, p = 4, 7, 300
     params = random_meta_params(J, H, seed=11, scale=1.0)
     rng = np.random.default_rng(5)
@@ -152,13 +153,13 @@ def test_equations_direction_matches_reference():
     st = {k: v.astype(np.float32) for k, v in st.items()}
     direction, new = equations.hyperadam_direction(
         equations.MetaWeights(*(tf.constant(a) for a in params.weights())), tf.constant(g),
-        equations.CoordinateState(*(tf.constant(st[k]) for k in ref.STATE_NAMES)),
-        equations.gradient_sq_norm([tf.constant(g)]), equations.moment_column_sq_norms([tf.constant(st["m"])]),
+        equations.CoordinateState(*(tf.constant(st[k].T) for k in ref.STATE_NAMES)),
+        equations.gradient_sq_norm([tf.constant(g)]), equations.moment_column_sq_norms([tf.constant(st["m"].T)]),
         1e-24)
     _, expected, expected_direction = ref.reference_step(params.arrays(), np.zeros(p), g, st, 1.0)
     assert ref.rel_err(direction.numpy(), expected_direction) < TOL
     for name, value in zip(ref.STATE_NAMES, new):
-        assert ref.rel_err(value.numpy(), expected[name]) < TOL, name
+        assert ref.rel_err(value.numpy().T, expected[name]) < TOL, name
 
 
 def test_zero_gradient_from_fresh_state_is_zero_update():
@@ -190,7 +191,7 @@ def test_saturated_decay_gives_zero_candidate_not_nan():
     optimizer.apply_gradients([(tf.constant(g), var)])
     w, _, _ = ref.reference_step(params.arrays(), np.zeros(5), g, ref.zero_state(5, 2, 2), 0.1)
     assert np.all(np.isfinite(var.numpy()))
-    np.testing.assert_array_equal(optimizer.slots(var)["beta_hat"].numpy()[:, 0], 0.0)
+    np.testing.assert_array_equal(optimizer.slots(var)["beta_hat"].numpy()[0], 0.0)  # candidate 0
     # Only candidate 1 (plain bias-corrected Adam: m̂ = sign(g) at step 1) moves the weights.
     np.testing.assert_allclose(var.numpy(), -0.1 * np.sign(g), rtol=1e-5)
     np.testing.assert_allclose(var.numpy(), w, rtol=1e-5)

@@ -65,8 +65,8 @@ def test_stage_script_times_every_stage(capsys):
     assert script.main(["--n", "1024", "--repeats", "1"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "ms" not in line]
     assert [row.split(" | ")[0][2:] for row in rows] == [
-        "task state (XLA)", "adam cells (XLA)", "whole update (XLA)", "product [x, h] x K alone (graph)",
-        "product [m', h] x [θu, θr] alone (graph)"]
+        "task state (XLA)", "adam cells (XLA)", "whole update (XLA)", "product Kᵀ [x; h] alone (graph)",
+        "product [θu, θr]ᵀ [m'; h] alone (graph)"]
     assert all(float(row.split(" | ")[1].rstrip(" |")) > 0 for row in rows)
 
 
@@ -87,8 +87,8 @@ def test_speed_benchmark_gives_each_update_as_a_fraction_of_the_floor():
 
 
 def test_layout_probe_agrees_with_the_shipped_update(capsys):
-    """The [K, n] experiment computes the shipped update (its exit status is the agreement check)."""
+    """The earlier [n, K] update the probe keeps computes the shipped one (its exit status is the agreement check)."""
     script = load_script("layout_probe")
     assert script.main(["--n", "777", "--repeats", "1", "--rounds", "1"]) == 0
     out = capsys.readouterr().out
-    assert "| probe [K, n] |" in out and "largest relative difference" in out
+    assert "| earlier [n, K] |" in out and "| shipped [K, n] |" in out and "largest relative difference" in out

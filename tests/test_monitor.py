@@ -72,10 +72,11 @@ def expected(capture, s, sample, arrays, normalization, decay_after, lr_scale=1.
     """Float64 tags of update s from the captured state: effective step, ρ, Σρ, β, γ on the sample."""
     weights, moments, lr = capture.before[s]
     after_weights, hidden = capture.after[s]
-    J = moments[0].shape[-1]
+    J = moments[0].shape[0]  # slots (K,) + S: coordinates last
     index = list(sample.values())
     take = lambda arrays_, k=None: np.concatenate(  # noqa: E731
-        [np.asarray(a, np.float64).reshape(-1, *([] if k is None else [k]))[ix] for a, ix in zip(arrays_, index)])
+        [(np.asarray(a, np.float64).reshape(-1) if k is None else np.asarray(a, np.float64).reshape(k, -1).T)[ix]
+         for a, ix in zip(arrays_, index)])
     alpha = lr * np.sqrt(decay_after / max(s, decay_after)) * lr_scale * (min(1, s / warmup_steps) if warmup_steps else 1)
     delta = take(weights) - take(after_weights)
     out = {"effective_step/overall": np.sqrt(np.mean(delta ** 2)) / alpha}
@@ -83,11 +84,11 @@ def expected(capture, s, sample, arrays, normalization, decay_after, lr_scale=1.
     for path, ix in sample.items():
         out[f"effective_step/{path}"] = np.sqrt(np.mean(delta[start:start + len(ix)] ** 2)) / alpha
         start += len(ix)
-    h = take(hidden, hidden[0].shape[-1])
+    h = take(hidden, hidden[0].shape[0])
     z = h @ arrays["weight_cell/kernel"] + arrays["weight_cell/bias"]
     rho = np.where(z > 0, z, np.expm1(np.minimum(z, 0)))
     # m'_{t-1}: every column by its norm (or RMS) over ALL coordinates of all variables.
-    all_m = np.concatenate([np.asarray(m, np.float64).reshape(-1, J) for m in moments])
+    all_m = np.concatenate([np.asarray(m, np.float64).reshape(J, -1).T for m in moments])
     per = len(all_m) if normalization != "norm" else 1
     m_prime = take(moments, J) / np.sqrt(np.sum(all_m ** 2, axis=0) / per + 1e-16)
     if normalization == "rms-clip":

@@ -210,7 +210,7 @@ def test_sparse_embedding_gradient_equals_densified():
     assert ref.rel_err(w - w0, expected[-1] - w0) < TOL
     # unused embedding rows move too: HyperAdam's state evolves on zero gradients (densified, not sparse)
     emb_h = sparse_opt.slots(sparse_model.trainable_variables[0])["h"].numpy()
-    assert np.abs(emb_h[5]).sum() > 0
+    assert np.abs(emb_h[:, 5]).sum() > 0  # slot (H, vocabulary, width): row 5 of every h
 
 
 # --- learning rates, clipping, weight decay -------------------------------------------------------------
@@ -361,7 +361,7 @@ def test_slots_shapes_dtypes_and_no_meta_params_in_variables():
         slots = opt.slots(v)
         assert set(slots) == {"h", "c", "m", "v", "beta_hat", "gamma_hat"}
         for name, slot in slots.items():
-            assert tuple(slot.shape) == tuple(v.shape) + ((H,) if name in ("h", "c") else (J,)), name
+            assert tuple(slot.shape) == ((H,) if name in ("h", "c") else (J,)) + tuple(v.shape), name
             assert slot.dtype == "float32"
     p = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     sizes = [int(np.prod(v.shape)) for v in opt.variables]

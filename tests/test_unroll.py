@@ -101,13 +101,13 @@ def test_weights_of_a_dead_input_get_zero_gradient_and_stay_finite(jit_compile):
     """Exactly-zero gradients (v = 0, as MNIST's border pixels) must not make the meta-gradient NaN.
 
     The gradient of sqrt(v) at v = 0 is inf, multiplied by an upstream 0; TensorFlow's kernel gives
-    0, XLA's gives NaN (0 * inf), so `adam_cell_candidates` takes the root only where v̂ > 0.
+    0, XLA's gives NaN (0 * inf), so `bias_corrected_moments` takes the root only where v̂ > 0.
     """
     task = TinyRegression()
     meta = U.meta_variables(random_meta_params(8, 6, seed=1))
     fn = U.compile_fn(lambda s: U.meta_gradient(meta, task, s, 0, 5), jit_compile=jit_compile)
     _, grads, state = fn(U.init_unroll_state(task.init_params(0), 8, 6))
-    np.testing.assert_array_equal(state.opt_state[0].v.numpy().reshape(4, 3, 8)[3], 0.0)
+    np.testing.assert_array_equal(state.opt_state[0].v.numpy().reshape(8, 4, 3)[:, 3], 0.0)
     assert all(np.all(np.isfinite(g.numpy())) for g in grads)
     assert all(np.any(g.numpy() != 0) for g in grads)
 

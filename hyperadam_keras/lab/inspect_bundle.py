@@ -34,12 +34,13 @@ def _probe_task(name: str, data_source: str) -> Task:
 
 
 class _RunningStats:
-    """Mean, min and max of every column of [n, J] arrays seen so far, without keeping them."""
+    """Mean, min and max of every candidate (row) of [J, n] arrays seen so far, without keeping them."""
 
     def __init__(self):
         self.total, self.count, self.low, self.high = 0.0, 0, None, None
 
     def add(self, values: np.ndarray) -> None:
+        values = values.T  # [n, J]: one row per coordinate
         self.total = self.total + values.sum(axis=0, dtype=np.float64)
         self.count += values.shape[0]
         low, high = values.min(axis=0), values.max(axis=0)
@@ -89,7 +90,7 @@ def gate_statistics(params: MetaParams, task, seed: int = 0, steps: int = 20, le
             collected["beta"].add(beta.numpy())
             collected["gamma"].add(gamma.numpy())
             collected["rho"].add(rho)
-            sums = rho.sum(axis=1)
+            sums = rho.sum(axis=0)
             rho_sum = [min(rho_sum[0], float(sums.min())), max(rho_sum[1], float(sums.max()))]
         weights, opt_state = U.hyperadam_update(meta, weights, grads, opt_state, learning_rate, epsilon,
                                                 params.feature_normalization)

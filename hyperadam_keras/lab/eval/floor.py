@@ -132,7 +132,7 @@ def update_inputs(meta_params: MetaParams, n: int, seed: int = 0) -> UpdateInput
     rng = np.random.default_rng(seed)
     gradient = tf.constant(rng.normal(0, 1e-2, n).astype(np.float32))
     weights = tf.constant(rng.normal(size=n).astype(np.float32))
-    state = equations.CoordinateState(*(tf.constant(rng.uniform(0.1, 0.5, (n, H if i < 2 else J)).astype(np.float32))
+    state = equations.CoordinateState(*(tf.constant(rng.uniform(0.1, 0.5, (H if i < 2 else J, n)).astype(np.float32))
                                         for i in range(6)))
     return UpdateInputs(equations.MetaWeights(*(tf.constant(a) for a in meta_params.weights())), gradient, weights,
                         state)

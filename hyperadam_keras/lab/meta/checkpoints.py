@@ -30,7 +30,7 @@ class UnrollVariables(tf.Module):
         self.opt_state = []
         for k, shape in enumerate(shapes):
             n = int(np.prod(shape))
-            self.opt_state.append([tf.Variable(tf.zeros([n, hidden if name in ("h", "c") else num_candidates]),
+            self.opt_state.append([tf.Variable(tf.zeros([hidden if name in ("h", "c") else num_candidates, n]),
                                                name=f"{name}_{k}") for name in equations.CoordinateState._fields])
         self.step = tf.Variable(0, dtype=tf.int64, name="step")
 

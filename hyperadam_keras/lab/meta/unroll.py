@@ -3,7 +3,7 @@
 Three kinds of state are kept apart, as in `learned_optimization`:
   * meta-parameters: a `equations.MetaWeights` of tensors or `tf.Variable`s (what meta-training learns);
   * per-parameter optimizer state: one `equations.CoordinateState` per optimizee tensor, flattened to
-    `[n, H]` / `[n, J]` rows (what `HyperAdam` keeps in its slots);
+    `[H, n]` / `[J, n]` matrices, coordinates last (what `HyperAdam` keeps in its slots);
   * the unroll: an `UnrollState` (optimizee parameters, their optimizer state, the step counter) that
     a truncation takes in and hands back, so a horizon of T steps is T / K truncations of K steps.
 
@@ -69,8 +69,8 @@ def init_opt_state(params: Sequence[tf.Tensor], num_candidates: int, hidden: int
     states = []
     for p in params:
         n = tf.size(p)
-        zeros_h = tf.zeros(tf.stack([n, hidden]), p.dtype)
-        zeros_j = tf.zeros(tf.stack([n, num_candidates]), p.dtype)
+        zeros_h = tf.zeros(tf.stack([hidden, n]), p.dtype)
+        zeros_j = tf.zeros(tf.stack([num_candidates, n]), p.dtype)
         states.append(equations.CoordinateState(zeros_h, zeros_h, zeros_j, zeros_j, zeros_j, zeros_j))
     return states
 
