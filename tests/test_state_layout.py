@@ -165,3 +165,37 @@ def test_stored_layout_reads_the_shapes_and_falls_back_on_the_hint():
 def test_state_layout_argument_is_checked():
     with pytest.raises(ValueError, match="state_layout must be one of"):
         HyperAdam(state_layout="rows")
+
+
+def test_meta_training_checkpoint_of_the_earlier_layout_restores_transposed(tmp_path):
+    """A meta-training run's unfinished-task state, saved [n, K] by earlier versions, reads back [K, n]
+    (a 20-entry tensor included, whose [20, 20] state is ambiguous by shape)."""
+    from hyperadam_keras.lab.meta.checkpoints import UnrollVariables
+
+    shapes, J, H = [(3, 4), (20,)], 5, 20
+    rng = np.random.default_rng(0)
+
+    class EarlierUnrollVariables(tf.Module):  # the structure of `UnrollVariables`, state [n, K]
+        def __init__(self):
+            super().__init__(name="unroll_state")
+            self.params = [tf.Variable(rng.normal(size=s).astype(np.float32)) for s in shapes]
+            self.opt_state = [[tf.Variable(rng.normal(size=(int(np.prod(s)), H if name in ("h", "c") else J))
+                                           .astype(np.float32)) for name in SLOT_NAMES] for s in shapes]
+            self.step = tf.Variable(7, dtype=tf.int64)
+
+    earlier = EarlierUnrollVariables()
+    prefix = tf.train.Checkpoint(unroll=earlier).write(str(tmp_path / "ckpt"))
+    current = UnrollVariables(shapes, J, H)
+    tf.train.Checkpoint(unroll=current).read(prefix).assert_existing_objects_matched()
+    state = current.load()
+    assert int(state.step) == 7
+    for old, new in zip(earlier.opt_state, state.opt_state):
+        for old_value, new_value in zip(old, new):
+            np.testing.assert_array_equal(new_value.numpy(), old_value.numpy().T)
+    # and this version's own checkpoint round-trips unchanged
+    prefix = tf.train.Checkpoint(unroll=current).write(str(tmp_path / "ckpt2"))
+    again = UnrollVariables(shapes, J, H)
+    tf.train.Checkpoint(unroll=again).read(prefix).assert_existing_objects_matched()
+    for a, b in zip(state.opt_state, again.load().opt_state):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x.numpy(), y.numpy())

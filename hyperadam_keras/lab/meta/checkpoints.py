@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from hyperadam_keras import equations
 from hyperadam_keras.lab.meta import unroll as U
+from hyperadam_keras.state_layout import StateSlot
 from hyperadam_keras.lab.meta.config import MetaTrainConfig
 
 CHECKPOINT_DIR = "checkpoints"
@@ -30,8 +31,10 @@ class UnrollVariables(tf.Module):
         self.opt_state = []
         for k, shape in enumerate(shapes):
             n = int(np.prod(shape))
-            self.opt_state.append([tf.Variable(tf.zeros([hidden if name in ("h", "c") else num_candidates, n]),
-                                               name=f"{name}_{k}") for name in equations.CoordinateState._fields])
+            # [K, n], coordinates last; a `StateSlot` also restores a checkpoint of the earlier [n, K] layout.
+            self.opt_state.append([StateSlot(initializer="zeros", shape=(hidden if name in ("h", "c") else num_candidates, n),
+                                             dtype="float32", trainable=False, name=f"{name}_{k}")
+                                   for name in equations.CoordinateState._fields])
         self.step = tf.Variable(0, dtype=tf.int64, name="step")
 
     def save(self, state: U.UnrollState) -> None:
