@@ -8,6 +8,13 @@ fixed mixture of J Adams. This script trains a few suite tasks with a bundle (th
 XLA) and measures ρ, Σ_j ρ_j, β and γ of every coordinate at every step (`inspect_bundle.gate_statistics`).
 
     python benchmarks/task_adaptivity.py --json benchmarks/task_adaptivity.json
+
+`--effective-step` measures instead, per task of the suites, HyperAdam's effective step (the RMS over the
+run of RMS(Δw) / α_t, `lab/eval/adaptivity.py`) beside tuned Adam's best rate on that task (read from the
+suite's committed results) and their rank correlation across tasks; the default `HyperAdam()` unless
+`--paper-settings`. One seed; the JSON is written after every task and a re-run skips the tasks it has:
+
+    python benchmarks/task_adaptivity.py --effective-step --json benchmarks/effective_step.json
 """
 
 from __future__ import annotations
@@ -28,15 +35,109 @@ DEFAULT_TASKS = ("paper-table1:mlp-1x20-sigmoid", "paper-deep:mlp-6x20-sigmoid",
                  "paper-cnn:cnn-2")
 
 
-def main() -> None:
+# Where each suite's results with the current default (and its tuned Adam rates) are committed.
+SUITE_RESULTS = {"generalization": "benchmarks/generalization/generalization.json",
+                 "paper-table1": "benchmarks/safe-default/paper-table1/paper-table1.json",
+                 "paper-deep": "benchmarks/safe-default/paper-deep/paper-deep.json",
+                 "paper-lstm": "benchmarks/safe-default/paper-lstm/paper-lstm.json"}
+
+
+def tuned_adam_rates(path: str) -> dict[str, float]:
+    """Tuned Adam's best rate per task of a suite result JSON (a path relative to the repository)."""
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), path)) as f:
+        result = json.load(f)
+    return {task["name"]: float(task["results"]["Adam"]["learning_rate"]) for task in result["tasks"]
+            if "Adam" in task["results"]}
+
+
+def effective_steps(args) -> None:
+    from hyperadam_keras import PAPER_SETTINGS, HyperAdam
+    from hyperadam_keras.lab.eval import adaptivity
+    from hyperadam_keras.lab.eval.compare_builder import load_builder
+
+    settings = dict(PAPER_SETTINGS) if args.paper_settings else {}
+    done = {}
+    if args.json and os.path.exists(args.json):
+        with open(args.json) as f:
+            done = {(row["suite"], row["task"]): row for row in json.load(f)["tasks"]}
+    rows = list(done.values())
+    for suite_name in args.suites:
+        rates = tuned_adam_rates(SUITE_RESULTS[suite_name])
+        suite = get_suite(suite_name)
+        for spec in suite.tasks:
+            if (suite_name, spec.name) in done or (args.tasks and spec.name not in args.tasks):
+                continue
+            if suite.kind == "fit":
+                measured = adaptivity.fit_effective_step(load_builder(spec.kwargs["builder"]),
+                                                         lambda: HyperAdam(**settings), args.seed)
+            else:
+                measured = adaptivity.task_effective_step(build_task(spec), HyperAdam(**settings), spec.steps,
+                                                          args.seed)
+            row = {"suite": suite_name, "task": spec.name, "steps": spec.steps,
+                   "tuned_adam_rate": rates.get(spec.name), **measured}
+            rows.append(row)
+            print(f"{suite_name}:{spec.name}: effective step {row['rms']:.3g} (median {row['median']:.3g}), "
+                  f"tuned Adam {row['tuned_adam_rate']}", flush=True)
+            if args.json:
+                _write(args.json, args, rows)
+    print(report(rows))
+    if args.json:
+        _write(args.json, args, rows)
+
+
+def report(rows: list[dict]) -> str:
+    """Markdown: the table, the spread of the effective step, the rank correlations."""
+    from hyperadam_keras.lab.eval.adaptivity import spearman
+
+    lines = ["| suite | task | steps | effective step (RMS over the run) | median | tuned Adam's rate |",
+             "|---|---|---:|---:|---:|---:|"]
+    for row in rows:
+        lines.append(f"| {row['suite']} | {row['task']} | {row['steps']} | {row['rms']:.3g} | {row['median']:.3g} | "
+                     f"{row['tuned_adam_rate']} |")
+    paired = [row for row in rows if row["tuned_adam_rate"] is not None]
+    steps = [row["rms"] for row in rows]
+    lines.append("")
+    lines.append(f"Effective step over {len(rows)} tasks: {min(steps):.3g} to {max(steps):.3g} "
+                 f"(max / min {max(steps) / min(steps):.2f}).")
+    if len(paired) >= 2:
+        lines.append(f"Spearman's rank correlation with tuned Adam's rate, all {len(paired)} tasks: "
+                     f"{spearman([r['rms'] for r in paired], [r['tuned_adam_rate'] for r in paired]):.2f}.")
+    for suite in sorted({row["suite"] for row in paired}):
+        part = [row for row in paired if row["suite"] == suite]
+        if len(part) >= 3:
+            lines.append(f"- {suite} ({len(part)} tasks): "
+                         f"{spearman([r['rms'] for r in part], [r['tuned_adam_rate'] for r in part]):.2f}")
+    return "\n".join(lines)
+
+
+def _write(path: str, args, rows: list[dict]) -> None:
+    with open(path, "w") as f:
+        json.dump({"optimizer": "HyperAdam(**PAPER_SETTINGS)" if args.paper_settings else "HyperAdam()",
+                   "seed": args.seed, "command": "python benchmarks/task_adaptivity.py --effective-step "
+                   + (" --paper-settings" if args.paper_settings else "") + f" --json {path}",
+                   "tasks": rows}, f, indent=1)
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS), help="SUITE:TASK names")
+    parser.add_argument("--effective-step", action="store_true",
+                        help="measure the effective step per task of --suites instead (see above)")
+    parser.add_argument("--suites", nargs="+", default=list(SUITE_RESULTS), choices=list(SUITE_RESULTS),
+                        help="suites of --effective-step (default: all four)")
+    parser.add_argument("--paper-settings", action="store_true",
+                        help="--effective-step of HyperAdam(**PAPER_SETTINGS) instead of HyperAdam()")
+    parser.add_argument("--tasks", nargs="+", default=None,
+                        help="SUITE:TASK names (default: four of them); with --effective-step: TASK names to run")
     parser.add_argument("--steps", type=int, default=100, help="training steps, all of them measured")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--learning-rate", type=float, default=0.005)
     parser.add_argument("--bundle", default=None, help="bundle directory (default: the shipped one)")
     parser.add_argument("--json", default=None, help="write the numbers here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.effective_step:
+        effective_steps(args)
+        return
+    args.tasks = args.tasks or list(DEFAULT_TASKS)
     params = load_meta_params(args.bundle or default_bundle_path())
     rows = []
     for item in args.tasks:
