@@ -386,7 +386,7 @@ class HyperAdam(keras.optimizers.Optimizer):
     def from_config(cls, config: dict, custom_objects=None) -> "HyperAdam":
         # A config written before `warmup_steps` and `max_relative_step` existed (a `.keras` file of an
         # earlier version) describes an optimizer without them: it continues as it was saved, uncapped.
-        # Earlier still (up to 2026-12-01), without `state_layout`: its state is coordinates-first.
+        # A config without `state_layout` (every version up to 2026-12-01) saved its state coordinates-first.
         config = dict(config)
         config.setdefault("warmup_steps", None)
         config.setdefault("max_relative_step", None)

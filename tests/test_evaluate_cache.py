@@ -245,7 +245,7 @@ def test_cli_cache_dir(tmp_path, capsys, trained):
 # math): HyperAdam's config now says `"state_layout": "coordinates-last"`, which `optimizer_identity` keeps,
 # so every HyperAdam run key changed with it and no run of the earlier layout is reused; the baselines'
 # runs do not touch these two files and keep their keys.
-TRAINING_CODE_SHA256 = "99e33794bb1eb1b21e88354f63cd27a510c22b183672a2dafb96ec76128432bf"
+TRAINING_CODE_SHA256 = "9a866d601a32730f0a60b2f76c8ab4266857abe8c6219191fb441fbf75a1f169"
 
 
 def test_the_training_code_is_the_one_the_cache_version_was_recorded_for():

@@ -29,7 +29,8 @@ def _flat(variables: Sequence) -> tf.Tensor:
 
 
 def step_size_used(optimizer: HyperAdam, update: int) -> float:
-    """α_t of update `update` (1-based): the rate times the decay and warm-up factors."""
+    """α_t of update `update` (1-based): the rate times the decay and warm-up factors (the rate as the
+    optimizer reads it now: a `LearningRateSchedule`'s value one iteration after the update)."""
     factor = step_size_factor(tf.constant(update, tf.int64), optimizer.decay_after, optimizer.warmup_steps)
     return float(optimizer.learning_rate) * float(factor)
 
