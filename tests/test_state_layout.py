@@ -69,6 +69,15 @@ def test_tf_checkpoint_of_the_earlier_layout_restores_and_continues():
     assert_continues_as_the_earlier_version(net)
 
 
+def _bias_only_run(optimizer, variable, steps):
+    """`steps` updates of the fixtures' lone-variable problem (`make_fixtures.bias_only`'s loop)."""
+    target = np.linspace(1.0, -1.0, 20).astype(np.float32)
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.square(variable - target))
+        optimizer.apply([tape.gradient(loss, variable)], [variable])
+
+
 @pytest.mark.parametrize("built", [True, False])
 def test_tf_checkpoint_of_the_earlier_layout_where_every_slot_is_ambiguous(built):
     """A lone (20,) variable: every slot is (20, 20) in both layouts; this version writes such slots as
@@ -80,23 +89,11 @@ def test_tf_checkpoint_of_the_earlier_layout_where_every_slot_is_ambiguous(built
     status = tf.train.Checkpoint(variable=variable, optimizer=optimizer).read(str(FIXTURES / "bias_only"))
     if built:
         status.assert_existing_objects_matched()
-    target = np.linspace(1.0, -1.0, 20).astype(np.float32)
-    for _ in range(3):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(tf.square(variable - target))
-        optimizer.apply([tape.gradient(loss, variable)], [variable])
+    _bias_only_run(optimizer, variable, 3)
     expected = np.load(FIXTURES / "bias_only_continued.npz")
     assert ref.rel_err(variable.numpy(), expected["variable"]) < TOL
     for name, slot in optimizer.slots(variable).items():
         assert ref.rel_err(slot.numpy(), expected[f"slot/{name}"].T) < TOL, name
-
-
-def _bias_only_run(optimizer, variable, steps):
-    target = np.linspace(1.0, -1.0, 20).astype(np.float32)
-    for _ in range(steps):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(tf.square(variable - target))
-        optimizer.apply([tape.gradient(loss, variable)], [variable])
 
 
 def test_tf_checkpoint_of_this_layout_keeps_ambiguous_slots_as_they_are(tmp_path):
