@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def coordinates_first_update(meta, gradient, state, weights, learning_rate, grad_sq_norm, moment_col_sq_norms,
                              epsilon):
-    """`optimizer.coordinate_update` (no weight decay, a finite step, no cap) of the earlier layout:
+    """`update.coordinate_update` (no weight decay, a finite step, no cap) of the earlier layout:
     every state tensor [n, K], one row per coordinate, as the paper writes it."""
     import tensorflow as tf
 
@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from hyperadam_keras import equations
     from hyperadam_keras.lab.eval.floor import median_seconds, update_inputs
-    from hyperadam_keras.optimizer import compiled_coordinate_update, resolve_meta_params
+    from hyperadam_keras.optimizer import resolve_meta_params
+    from hyperadam_keras.update import compiled_coordinate_update
 
     params = resolve_meta_params(args.meta_params)
     if params.feature_normalization != "norm":

@@ -7,7 +7,7 @@ each timed alone on n coordinates, beside the whole update and its two largest p
 Stages (the functions of `hyperadam_keras.equations`):
     task state    ĝ, m' (`normalized_features`), x (`preprocess`), (h, c) (`state_cell`)
     adam cells    β, γ logits (`adam_cell_decay_logits`), moments, candidates, ρ (`weight_cell`), d_t
-    whole         `optimizer.compiled_coordinate_update` (what `HyperAdam` runs per variable)
+    whole         `update.compiled_coordinate_update` (what `HyperAdam` runs per variable)
     products      Kᵀ [x; h] (LSTM) and [θ_u, θ_r]ᵀ [m'; h] alone, as graph ops (oneDNN on x86), on the
                   state's coordinates-last layout ([K, n])
 The stages add up to more than the whole: each writes its outputs to memory and the next reads them.
@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from hyperadam_keras import equations
     from hyperadam_keras.lab.eval.floor import update_inputs
-    from hyperadam_keras.optimizer import compiled_coordinate_update, resolve_meta_params
+    from hyperadam_keras.optimizer import resolve_meta_params
+    from hyperadam_keras.update import compiled_coordinate_update
 
     params = resolve_meta_params(args.meta_params)
     J, H, n = params.num_candidates, params.hidden, args.n

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from hyperadam_keras import equations
+from hyperadam_keras import equations, update
 from hyperadam_keras import state_layout as slot_layout
 from hyperadam_keras.bundle import default_meta_params, load_meta_params, meta_params_from_config, meta_params_to_config
 from hyperadam_keras.defaults import (DEFAULT_DECAY_AFTER, DEFAULT_EPSILON, DEFAULT_LEARNING_RATE,
@@ -25,42 +25,6 @@ SLOT_NAMES = ("h", "c", "m", "v", "beta_hat", "gamma_hat")
 _STATE_DTYPE = "float32"
 
 MetaParamsLike = Union[None, str, os.PathLike, MetaParams, dict]
-
-
-def coordinate_update(meta: equations.MetaWeights, gradient, state: list, weights, learning_rate, weight_decay,
-                      grad_sq_norm, moment_col_sq_norms, is_finite, epsilon: float,
-                      feature_clip: float | None = None, max_relative_step: float | None = None):
-    """Pure update of the n flattened coordinates of one tensor: returns (Δw [n] to subtract, new state list).
-
-    Δw = α (d_t + λ w), capped to `max_relative_step` of the tensor's scale when given
-    (`equations.cap_relative_step`); on a non-finite step (`is_finite` False) Δw = 0 and the state is
-    returned as it came, so the step leaves everything untouched.
-    """
-    direction, new_state = equations.hyperadam_direction(
-        meta, gradient, equations.CoordinateState(*state), grad_sq_norm, moment_col_sq_norms, epsilon,
-        feature_clip)
-    delta = learning_rate * (direction + weight_decay * weights)
-    if max_relative_step is not None:
-        delta = equations.cap_relative_step(delta, weights, max_relative_step)
-    new_state = [tf.where(is_finite, new, old) for new, old in zip(new_state, state)]
-    return tf.where(is_finite, delta, tf.zeros_like(delta)), new_state
-
-
-@functools.lru_cache(maxsize=None)
-def compiled_coordinate_update(num_candidates: int, hidden: int, epsilon: float,
-                               feature_clip: float | None = None, max_relative_step: float | None = None
-                               ) -> Callable:
-    """`coordinate_update` compiled with XLA, shared by every optimizer with this J, H, ε, feature clip
-    and relative-step cap.
-
-    The meta-parameters are arguments, not constants baked into the graph, so a new optimizer
-    instance reuses the compiled program of an earlier one instead of paying for another XLA
-    compile; only the number of coordinates varies between calls (`reduce_retracing`).
-    """
-    del num_candidates, hidden  # cache keys: one function per (J, H) keeps the traced J, H static
-    return tf.function(functools.partial(coordinate_update, epsilon=epsilon, feature_clip=feature_clip,
-                                         max_relative_step=max_relative_step),
-                       jit_compile=True, reduce_retracing=True)
 
 
 def resolve_meta_params(meta_params: MetaParamsLike) -> MetaParams:
@@ -310,21 +274,17 @@ class HyperAdam(keras.optimizers.Optimizer):
         self._report_invalid_learning_rate(alpha_is_valid, alpha)
         learning_rate = alpha * step_size_factor(self._update_count(), self.decay_after, self.warmup_steps)
         grads = [tf.cast(g, _STATE_DTYPE) for g, _ in grads_and_vars]
+        variables = [v for _, v in grads_and_vars]
         # Global reductions of the paper, once per step, over all variables updated in this step.
-        moments = [self._slots["m"][self._get_variable_index(v)] for _, v in grads_and_vars]
+        moments = [tf.convert_to_tensor(self._slots["m"][self._get_variable_index(v)]) for v in variables]
         grad_sq_norm, moment_col_sq_norms = equations.feature_sq_scales(
-            grads, [tf.convert_to_tensor(m) for m in moments], self.meta_params.feature_normalization)
-        if self.skip_nonfinite:
-            is_finite = tf.math.is_finite(grad_sq_norm)
-            for g in grads:  # a scalar sum can overflow to inf on its own; check each entry
-                is_finite = tf.logical_and(is_finite, tf.reduce_all(tf.math.is_finite(g)))
-        else:
-            is_finite = tf.constant(True)
-        is_finite = tf.logical_and(is_finite, alpha_is_valid)  # a step with an invalid rate is skipped too
+            grads, moments, self.meta_params.feature_normalization)
+        is_finite = update.step_is_finite(grads, grad_sq_norm, alpha_is_valid, self.skip_nonfinite)
         self._skipped_steps.assign_add(tf.cast(tf.logical_not(is_finite), tf.int64))
+        # One compiled call per variable, applied as tf.distribute places it (on the variable's devices).
+        # One program for all variables was measured no faster (docs/speed.md, benchmarks/fused_probe.py).
         tf.__internal__.distribute.interim.maybe_merge_call(
-            self._distributed_update, self._distribution_strategy,
-            [(g, v) for g, (_, v) in zip(grads, grads_and_vars)],
+            self._distributed_update, self._distribution_strategy, list(zip(grads, variables)),
             learning_rate, grad_sq_norm, moment_col_sq_norms, is_finite)
 
     def _report_invalid_learning_rate(self, is_valid, learning_rate):
@@ -368,10 +328,10 @@ class HyperAdam(keras.optimizers.Optimizer):
         if self.weight_decay is not None and self._use_weight_decay(variable):
             decay = self.weight_decay
         clip = equations.feature_clip(self.meta_params.feature_normalization)
-        update = (compiled_coordinate_update(J, H, self.epsilon, clip, self.max_relative_step) if self.jit_compile
-                  else functools.partial(coordinate_update, epsilon=self.epsilon, feature_clip=clip,
-                                         max_relative_step=self.max_relative_step))
-        delta, new_state = update(
+        run = (update.compiled_coordinate_update(J, H, self.epsilon, clip, self.max_relative_step)
+               if self.jit_compile else functools.partial(update.coordinate_update, epsilon=self.epsilon,
+                                                          feature_clip=clip, max_relative_step=self.max_relative_step))
+        delta, new_state = run(
             equations.MetaWeights(*(tf.constant(a) for a in self.meta_params.weights())),
             tf.reshape(tf.cast(gradient, _STATE_DTYPE), (-1,)), state,
             tf.reshape(tf.cast(variable, _STATE_DTYPE), (-1,)), tf.cast(learning_rate, _STATE_DTYPE),

