@@ -1,8 +1,9 @@
 """HyperAdam (the shipped bundle, or --bundle) at other step sizes or under a schedule, on tasks of a suite.
 
-The suites measure the default: a step of 0.005 (an effective 5 × 0.005 with the shipped bundle's candidate
-weights) for 100 steps, then decaying as 1/√t (`decay_after=100`). This shows, seed by seed, what a change
-does: a smaller or larger step (CNN-2, where the default fails), a linear warm-up to it, a cosine decay over
+HyperAdam runs with the optimizer's other defaults (since 2026-12-02 each tensor's step capped at 3 % of its
+scale, `max_relative_step=0.03`, recorded per run), the step α kept for 100 updates, then decaying as 1/√t
+(`decay_after=100`). This shows, seed by seed, what a change does: a smaller or larger step (CNN-2, where the
+earlier default α = 0.005 failed on 5 of 20 seeds), a linear warm-up to it, a cosine decay over
 the run, another `decay_after` or none (`--decay-after none`: the paper's constant step), another ε, or a
 bundle under another feature normalization (`--feature-normalization rms-clip` on an "rms" bundle). With
 --compare-json, the suite's own runs of the same seeds (final losses are deterministic per seed) are printed
@@ -150,7 +151,8 @@ def main() -> None:
                 losses.append(run.final_loss)
                 rows.append({"task": spec.name, "steps": steps, "learning_rate": lr, "schedule": schedule_name,
                              "warmup_steps": args.warmup_steps, "decay_after": args.decay_after,
-                             "epsilon": trainer.optimizer.epsilon, "seed": seed,
+                             "epsilon": trainer.optimizer.epsilon,
+                             "max_relative_step": trainer.optimizer.max_relative_step, "seed": seed,
                              "final_loss": run.final_loss, "test": run.test, "seconds": round(run.seconds, 1),
                              "minibatch_loss_every_100_steps": [float(x) for x in run.curve[::100]]})
                 print(f"{spec.name} lr {lr:g} seed {seed}: final loss {run.final_loss:.4g}, test {run.test}", flush=True)

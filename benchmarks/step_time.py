@@ -29,13 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-xla", action="store_true", help="skip the XLA variants")
     parser.add_argument("--meta-params", default=None, help="bundle path (default: the shipped default)")
     parser.add_argument("--matmul-size", type=int, default=1024, help="n of the n x n matmul rate probe")
+    parser.add_argument("--state-dtype", choices=("float32", "bfloat16"), default="float32",
+                        help="HyperAdam's state_dtype (default float32)")
     parser.add_argument("--json", metavar="PATH", default=None, help="also write the results as JSON")
     args = parser.parse_args(argv)
 
     results = speed.run_speed_benchmarks(
         models=args.models, steps=args.steps, warmup=args.warmup, batch_size=args.batch_size,
         xla=not args.no_xla, meta_params=args.meta_params, rounds=args.rounds, update_steps=args.update_steps,
-        matmul_size=args.matmul_size, progress=True)
+        matmul_size=args.matmul_size, progress=True, state_dtype=args.state_dtype)
     results["command"] = " ".join([os.path.basename(sys.executable), "benchmarks/step_time.py"] + sys.argv[1:])
     print(speed.format_markdown(results))
     if args.json:

@@ -16,7 +16,8 @@ from hyperadam_keras.bundle import (  # noqa: E402
 from hyperadam_keras.meta_params import (  # noqa: E402
     MetaParams, MetaParamsError, adam_ensemble, random_meta_params)
 from hyperadam_keras.defaults import PAPER_SETTINGS  # noqa: E402
-from hyperadam_keras.optimizer import HyperAdam, optimizer_memory  # noqa: E402
+from hyperadam_keras.memory import optimizer_memory  # noqa: E402
+from hyperadam_keras.optimizer import HyperAdam  # noqa: E402
 from hyperadam_keras.monitor import HyperAdamMonitor  # noqa: E402
 
 __version__ = "0.1.0"

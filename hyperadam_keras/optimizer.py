@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from hyperadam_keras import equations, update
+from hyperadam_keras.update import check_state_dtype
 from hyperadam_keras import state_layout as slot_layout
 from hyperadam_keras.bundle import default_meta_params, load_meta_params, meta_params_from_config, meta_params_to_config
 from hyperadam_keras.defaults import (DEFAULT_DECAY_AFTER, DEFAULT_EPSILON, DEFAULT_LEARNING_RATE,
@@ -22,7 +23,7 @@ from hyperadam_keras.schedules import (check_decay_after, check_learning_rate, c
                                        check_warmup_steps, learning_rate_is_valid, step_size_factor)
 
 SLOT_NAMES = ("h", "c", "m", "v", "beta_hat", "gamma_hat")
-_STATE_DTYPE = "float32"
+_COMPUTE_DTYPE = "float32"  # the update computes in float32 whatever the state is stored in
 
 MetaParamsLike = Union[None, str, os.PathLike, MetaParams, dict]
 
@@ -73,8 +74,9 @@ except ImportError:  # the private name moved: a short list instead of Keras's o
 class HyperAdam(keras.optimizers.Optimizer):
     """HyperAdam (Wang, Sun & Xu, AAAI 2019): a learned, task-adaptive combination of J Adams.
 
-    Per trainable variable of shape S it keeps float32 slots h, c of shape (H,) + S and m, v, β̂, γ̂
-    of shape (J,) + S (6J floats per parameter when H = J; coordinates last, `state_layout.py`). The
+    Per trainable variable of shape S it keeps slots h, c of shape (H,) + S and m, v, β̂, γ̂ of shape
+    (J,) + S (6J numbers per parameter when H = J; coordinates last, `state_layout.py`), in float32 or,
+    with `state_dtype="bfloat16"`, in half the memory. The
     norms of the gradient and of every candidate moment m_{t-1}^j are global: computed once per step
     over all variables being updated.
 
@@ -106,6 +108,11 @@ class HyperAdam(keras.optimizers.Optimizer):
             (this version's) or "coordinates-first" (versions up to 2026-12-01, whose `.keras` configs
             `from_config` recognizes by the missing key). It decides only slots whose shape is the same
             in both layouts; the state is always kept coordinates-last. Never needed by hand.
+        state_dtype: "float32" (default) or "bfloat16": the dtype the six state slots are stored in
+            (4 or 2 bytes per number: 480 or 240 bytes per parameter at J = H = 20). The update always
+            computes in float32; a bfloat16 state is rounded stochastically when written
+            (`update.stochastic_round_to_bfloat16`: unbiased, where rounding to nearest would freeze
+            the slow averages v, β̂, γ̂), so its runs differ from float32's by rounding noise.
         {{base_optimizer_keyword_args}}
 
     Invalid arguments are a `ValueError` naming the argument and the value (a `MetaParamsError`, also a
@@ -123,6 +130,7 @@ class HyperAdam(keras.optimizers.Optimizer):
         warmup_steps: int | None = DEFAULT_WARMUP_STEPS,
         max_relative_step: float | None = DEFAULT_MAX_RELATIVE_STEP,
         state_layout: str = slot_layout.COORDINATES_LAST,
+        state_dtype: str = "float32",
         weight_decay: float | None = None,
         clipnorm: float | None = None,
         clipvalue: float | None = None,
@@ -145,6 +153,7 @@ class HyperAdam(keras.optimizers.Optimizer):
         warmup_steps = check_warmup_steps(warmup_steps)
         max_relative_step = check_max_relative_step(max_relative_step)
         saved_layout = slot_layout.check_state_layout(state_layout)
+        state_dtype = check_state_dtype(state_dtype)
         super().__init__(
             learning_rate=learning_rate,
             weight_decay=weight_decay,
@@ -167,6 +176,7 @@ class HyperAdam(keras.optimizers.Optimizer):
         self.warmup_steps = warmup_steps
         self.max_relative_step = max_relative_step
         self.state_layout = saved_layout
+        self.state_dtype = state_dtype
         # Set once a step was skipped for its learning rate, so that the warning is printed once. Not an
         # optimizer variable (`self.variables` and so checkpoints stay as they were) and not tracked.
         object.__setattr__(self, "_invalid_learning_rate_seen", tf.Variable(
@@ -205,7 +215,7 @@ class HyperAdam(keras.optimizers.Optimizer):
         return self.meta_params.hidden
 
     def build(self, variables):
-        """Creates the six float32 state slots of every variable."""
+        """Creates the six state slots (in `state_dtype`) of every variable."""
         if self.built:
             return
         super().build(variables)
@@ -225,7 +235,7 @@ class HyperAdam(keras.optimizers.Optimizer):
         with self._distribution_strategy.extended.colocate_vars_with(reference):
             with keras.name_scope(self.name, caller=self):
                 slot = slot_layout.StateSlot(initializer=keras.initializers.Zeros(),
-                                              shape=(size,) + tuple(variable.shape), dtype=_STATE_DTYPE,
+                                              shape=(size,) + tuple(variable.shape), dtype=self.state_dtype,
                                               trainable=False, aggregation="none", name=f"{prefix}_{name}")
         self._track_variable(slot)
         return slot
@@ -269,14 +279,14 @@ class HyperAdam(keras.optimizers.Optimizer):
         trainable_variables = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
         grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
         grads_and_vars = self._all_reduce_sum_gradients(list(zip(grads, trainable_variables)))
-        alpha = tf.cast(learning_rate, _STATE_DTYPE)
+        alpha = tf.cast(learning_rate, _COMPUTE_DTYPE)
         alpha_is_valid = learning_rate_is_valid(alpha)
         self._report_invalid_learning_rate(alpha_is_valid, alpha)
         learning_rate = alpha * step_size_factor(self._update_count(), self.decay_after, self.warmup_steps)
-        grads = [tf.cast(g, _STATE_DTYPE) for g, _ in grads_and_vars]
+        grads = [tf.cast(g, _COMPUTE_DTYPE) for g, _ in grads_and_vars]
         variables = [v for _, v in grads_and_vars]
         # Global reductions of the paper, once per step, over all variables updated in this step.
-        moments = [tf.convert_to_tensor(self._slots["m"][self._get_variable_index(v)]) for v in variables]
+        moments = [tf.cast(self._slots["m"][self._get_variable_index(v)], _COMPUTE_DTYPE) for v in variables]
         grad_sq_norm, moment_col_sq_norms = equations.feature_sq_scales(
             grads, moments, self.meta_params.feature_normalization)
         is_finite = update.step_is_finite(grads, grad_sq_norm, alpha_is_valid, self.skip_nonfinite)
@@ -333,12 +343,20 @@ class HyperAdam(keras.optimizers.Optimizer):
                                                           feature_clip=clip, max_relative_step=self.max_relative_step))
         delta, new_state = run(
             equations.MetaWeights(*(tf.constant(a) for a in self.meta_params.weights())),
-            tf.reshape(tf.cast(gradient, _STATE_DTYPE), (-1,)), state,
-            tf.reshape(tf.cast(variable, _STATE_DTYPE), (-1,)), tf.cast(learning_rate, _STATE_DTYPE),
-            tf.cast(decay, _STATE_DTYPE), grad_sq_norm, moment_col_sq_norms, is_finite)
+            tf.reshape(tf.cast(gradient, _COMPUTE_DTYPE), (-1,)), state,
+            tf.reshape(tf.cast(variable, _COMPUTE_DTYPE), (-1,)), tf.cast(learning_rate, _COMPUTE_DTYPE),
+            tf.cast(decay, _COMPUTE_DTYPE), grad_sq_norm, moment_col_sq_norms, is_finite,
+            **self._rounding_seed(variable))
         for name, value in zip(SLOT_NAMES, new_state):
             slots[name].assign(tf.reshape(value, slots[name].shape))
         variable.assign_sub(tf.cast(tf.reshape(delta, variable.shape), variable.dtype))
+
+    def _rounding_seed(self, variable) -> dict:
+        """The stochastic rounding's seed (step, variable index) for a bfloat16 state; nothing for float32."""
+        if self.state_dtype == "float32":
+            return {}
+        step = tf.cast(self.iterations % (2 ** 31), tf.int32)
+        return {"rounding_seed": tf.stack([step, tf.constant(self._get_variable_index(variable), tf.int32)])}
 
     # --- configuration --------------------------------------------------------------------------
 
@@ -351,6 +369,7 @@ class HyperAdam(keras.optimizers.Optimizer):
         config.setdefault("warmup_steps", None)
         config.setdefault("max_relative_step", None)
         config.setdefault("state_layout", slot_layout.COORDINATES_FIRST)
+        config.setdefault("state_dtype", "float32")  # the only state of versions before the option
         return super().from_config(config, custom_objects=custom_objects)
 
     def get_config(self) -> dict:
@@ -364,35 +383,9 @@ class HyperAdam(keras.optimizers.Optimizer):
             "warmup_steps": self.warmup_steps,
             "max_relative_step": self.max_relative_step,
             "state_layout": slot_layout.COORDINATES_LAST,
+            "state_dtype": self.state_dtype,
         })
         return config
 
 
 HyperAdam.__doc__ = HyperAdam.__doc__.replace("{{base_optimizer_keyword_args}}", _BASE_OPTIMIZER_KEYWORD_ARGS)
-
-
-def optimizer_memory(model_or_variables, num_candidates: int | None = None, hidden: int | None = None,
-                     optimizer: HyperAdam | None = None) -> dict:
-    """Bytes of HyperAdam state for a model (or list of variables), in total and per parameter.
-
-    Uses `optimizer`'s J and H when given (counting its built slots if it is built), else J and H
-    (default: the shipped bundle's).
-    """
-    variables = getattr(model_or_variables, "trainable_variables", model_or_variables)
-    num_parameters = int(sum(np.prod(v.shape) for v in variables))
-    if optimizer is not None and optimizer.built:
-        state_bytes = int(sum(np.prod(s.shape) * 4 for name in SLOT_NAMES for s in optimizer._slots[name]))
-    else:
-        if optimizer is not None:
-            num_candidates, hidden = optimizer.num_candidates, optimizer.hidden
-        if num_candidates is None or hidden is None:
-            default = default_meta_params()
-            num_candidates = num_candidates or default.num_candidates
-            hidden = hidden or default.hidden
-        state_bytes = num_parameters * (2 * hidden + 4 * num_candidates) * 4
-    return {
-        "parameters": num_parameters,
-        "state_bytes": state_bytes,
-        "bytes_per_parameter": state_bytes / max(num_parameters, 1),
-        "adam_state_bytes": num_parameters * 2 * 4,
-    }

@@ -61,7 +61,8 @@ def optimizer_identity(spec: OptimizerSpec, optimizer: keras.optimizers.Optimize
 
     HyperAdam's `decay_after` is left out where it cannot change the run: None (a constant step, as
     every run before the option existed) or at least `steps` (its factor is exactly 1 for every step);
-    `warmup_steps` and `max_relative_step` where they are None (the run of every earlier version)."""
+    `warmup_steps` and `max_relative_step` where they are None (the run of every earlier version), and
+    `state_dtype` where it is "float32" (likewise)."""
     config = dict(optimizer.get_config())
     for name in ("name", "learning_rate"):  # the name is cosmetic; the rate is keyed on its own
         config.pop(name, None)
@@ -71,6 +72,8 @@ def optimizer_identity(spec: OptimizerSpec, optimizer: keras.optimizers.Optimize
     for name in ("warmup_steps", "max_relative_step"):  # None: the run every version before them made
         if name in config and config[name] is None:
             del config[name]
+    if config.get("state_dtype") == "float32":
+        del config["state_dtype"]
     meta_params = getattr(optimizer, "meta_params", None)
     if meta_params is not None and "meta_params" in config:
         config["meta_params"] = {"sha256": meta_params.fingerprint()}

@@ -34,7 +34,8 @@ from hyperadam_keras.lab.eval.machine import machine_info
 from hyperadam_keras.lab.eval.stats import json_float, summarize
 from hyperadam_keras.lab.eval.trainer import RunResult
 from hyperadam_keras.lab.eval.tuning import tune_learning_rate, tuning_seeds
-from hyperadam_keras.optimizer import HyperAdam, optimizer_memory
+from hyperadam_keras.memory import optimizer_memory
+from hyperadam_keras.optimizer import HyperAdam
 
 ADAMW = "AdamW"
 COMPARE_BASELINES: tuple[str, ...] = BASELINE_NAMES + (ADAMW,)

@@ -29,7 +29,8 @@ batch 128 by default; the numbers measure compute, not learning):
   also given as a fraction of it (floor time / measured time; 1.0 is the machine's limit).
 
 * **Memory**: optimizer state per parameter (`optimizer_memory`): 4 (2H + 4J) bytes, 480 at J = H = 20,
-  against Adam's 8.
+  against Adam's 8; half of it with `state_dtype="bfloat16"` (`--state-dtype` of benchmarks/step_time.py,
+  which times every HyperAdam variant with that state).
 
 Models: ``mlp`` the paper's 784-20-10 sigmoid MLP (15,910 parameters); ``cnn2`` the paper's CNN-2,
 c-c-p-c-c-p-f-f on 28×28×1 inputs with 3×3 kernels ("same" padding, ReLU), 16/16/32/32 filters,
@@ -51,7 +52,8 @@ import tensorflow as tf
 
 from hyperadam_keras.defaults import DEFAULT_LEARNING_RATE
 from hyperadam_keras.lab.eval.floor import floor_estimate, flop_per_coordinate, median_seconds
-from hyperadam_keras.optimizer import HyperAdam, MetaParamsLike, optimizer_memory, resolve_meta_params
+from hyperadam_keras.memory import optimizer_memory
+from hyperadam_keras.optimizer import HyperAdam, MetaParamsLike, resolve_meta_params
 
 MODELS: dict[str, str] = {
     "mlp": "784-20-10 sigmoid MLP (paper)",
@@ -103,12 +105,13 @@ def synthetic_batch(model: keras.Model, batch_size: int = 128, seed: int = 0) ->
             tf.constant(rng.integers(0, 10, batch_size).astype(np.int32)))
 
 
-def make_optimizer(variant: str, meta_params: MetaParamsLike = None,
-                   learning_rate: float | None = None) -> keras.optimizers.Optimizer:
+def make_optimizer(variant: str, meta_params: MetaParamsLike = None, learning_rate: float | None = None,
+                   state_dtype: str = "float32") -> keras.optimizers.Optimizer:
     """The optimizer of a variant (Adam's learning rate 1e-3, HyperAdam's default: timing only)."""
     if variant.startswith("adam"):
         return keras.optimizers.Adam(learning_rate or 1e-3)
-    return HyperAdam(learning_rate or DEFAULT_LEARNING_RATE, meta_params=meta_params, jit_compile=variant != "hyperadam")
+    return HyperAdam(learning_rate or DEFAULT_LEARNING_RATE, meta_params=meta_params, jit_compile=variant != "hyperadam",
+                     state_dtype=state_dtype)
 
 
 def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer, xla: bool) -> Callable:
@@ -191,7 +194,7 @@ def machine_info() -> dict:
 
 def benchmark_model(name: str, steps: int = 50, warmup: int = 5, batch_size: int = 128, xla: bool = True,
                     meta_params: MetaParamsLike = None, rounds: int = 5, update_steps: int | None = None,
-                    seed: int = 0) -> dict:
+                    seed: int = 0, state_dtype: str = "float32") -> dict:
     """Step time of every variant, update-alone time and FLOP/s, and memory, for one model."""
     params = resolve_meta_params(meta_params)
     variants = [v for v in VARIANTS if xla or v not in _XLA_VARIANTS]
@@ -204,7 +207,7 @@ def benchmark_model(name: str, steps: int = 50, warmup: int = 5, batch_size: int
     for variant in variants:
         model = build_model(name, seed)
         model.set_weights(initial)
-        train_step = make_train_step(model, make_optimizer(variant, params), xla=variant.endswith("_xla"))
+        train_step = make_train_step(model, make_optimizer(variant, params, state_dtype=state_dtype), xla=variant.endswith("_xla"))
         step_fns[variant] = (lambda f=train_step: f(x, y))
     step_times = time_interleaved(step_fns, steps, warmup, rounds)
     step_ms = {v: _summary(t) for v, t in step_times.items()}
@@ -220,7 +223,7 @@ def benchmark_model(name: str, steps: int = 50, warmup: int = 5, batch_size: int
     update_fns = {}
     for label, (variant, outer_xla) in update_variants.items():
         model = build_model(name, seed)
-        update = make_update_step(model, make_optimizer(variant, params), outer_xla)
+        update = make_update_step(model, make_optimizer(variant, params, state_dtype=state_dtype), outer_xla)
         update_fns[label] = (lambda f=update: f(grads))
     update_times = time_interleaved(update_fns, update_steps or steps, warmup, rounds)
     flop = flop_per_coordinate(params.num_candidates, params.hidden) * num_parameters
@@ -232,7 +235,8 @@ def benchmark_model(name: str, steps: int = 50, warmup: int = 5, batch_size: int
             summary["gflops"] = flop / (summary["median_ms"] * 1e-3) / 1e9
         update[label] = summary
 
-    memory = optimizer_memory(reference, num_candidates=params.num_candidates, hidden=params.hidden)
+    memory = optimizer_memory(reference, num_candidates=params.num_candidates, hidden=params.hidden,
+                              state_dtype=state_dtype)
     return {"model": name, "description": MODELS[name], "parameters": num_parameters,
             "batch_size": batch_size, "step": step_ms, "ratios": ratios, "update": update, "memory": memory}
 
@@ -241,7 +245,7 @@ def run_speed_benchmarks(models: Iterable[str] = ("mlp", "cnn2", "1m"), steps: i
                          batch_size: int = 128, xla: bool = True, meta_params: MetaParamsLike = None,
                          rounds: int = 5, update_steps: int | None = None, matmul_size: int = 1024,
                          seed: int = 0, progress: bool = False, with_floor: bool = True,
-                         floor_repeats: int = 5) -> dict:
+                         floor_repeats: int = 5, state_dtype: str = "float32") -> dict:
     """Runs :func:`benchmark_model` for each model and measures the matmul rate; returns a JSON-able dict.
 
     Args:
@@ -257,6 +261,7 @@ def run_speed_benchmarks(models: Iterable[str] = ("mlp", "cnn2", "1m"), steps: i
         with_floor: also measure this machine's floor for an update of each model's parameter count
             (`floor.floor_estimate`, `floor_repeats` calls per rate) and give each HyperAdam update as a
             fraction of it (floor time / measured time).
+        state_dtype: HyperAdam's `state_dtype` ("float32" or "bfloat16"); the floor is float32's.
     """
     params = resolve_meta_params(meta_params)
     started = time.perf_counter()
@@ -265,7 +270,8 @@ def run_speed_benchmarks(models: Iterable[str] = ("mlp", "cnn2", "1m"), steps: i
         "machine": machine_info(),
         "settings": {"steps": steps, "warmup": warmup, "batch_size": batch_size, "xla": xla, "rounds": rounds,
                      "update_steps": update_steps or steps, "matmul_size": matmul_size, "seed": seed,
-                     "num_candidates": params.num_candidates, "hidden": params.hidden},
+                     "num_candidates": params.num_candidates, "hidden": params.hidden,
+                     "state_dtype": state_dtype},
         "data": "synthetic random data: inputs ~ U[0, 1), labels uniform in 0..9 (timing only)",
         "flop_count": FLOP_COUNT_NOTE,
         "flop_per_coordinate": flop_per_coordinate(params.num_candidates, params.hidden),
@@ -274,7 +280,7 @@ def run_speed_benchmarks(models: Iterable[str] = ("mlp", "cnn2", "1m"), steps: i
     }
     results["matmul"] = matmul_rate(matmul_size)
     for name in models:
-        result = benchmark_model(name, steps, warmup, batch_size, xla, params, rounds, update_steps, seed)
+        result = benchmark_model(name, steps, warmup, batch_size, xla, params, rounds, update_steps, seed, state_dtype)
         for summary in result["update"].values():
             if "gflops" in summary:
                 summary["fraction_of_matmul_rate"] = summary["gflops"] / results["matmul"]["gflops"]
@@ -306,7 +312,8 @@ def format_markdown(results: dict) -> str:
         f"{machine.get('tensorflow', '?')}, Keras {machine.get('keras', '?')}. {results.get('data', '')}. "
         f"Batch {settings.get('batch_size')}, median of {settings.get('steps')} steps per variant after "
         f"{settings.get('warmup')} warm-up steps, variants interleaved in {settings.get('rounds')} rounds. "
-        f"HyperAdam J = {settings.get('num_candidates')}, H = {settings.get('hidden')}.",
+        f"HyperAdam J = {settings.get('num_candidates')}, H = {settings.get('hidden')}, state "
+        f"{settings.get('state_dtype', 'float32')}.",
         "",
         "Training-step time (forward + backward + update, ms, median):",
         "",
