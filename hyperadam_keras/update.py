@@ -1,9 +1,9 @@
 """HyperAdam's compiled update program: one tensor's coordinates per call (`coordinate_update`), whether a
 step is applied at all (`step_is_finite`), and how its state is stored (`STATE_DTYPES`,
 `stochastic_round_to_bfloat16`). The math is `equations.py`'s; this module only decides what one
-compiled call covers, what a skipped step returns and how the new state is rounded. The optimizer calls it once per
-variable, the way `tf.distribute` places updates; one program for all variables of a step was measured
-no faster (`benchmarks/fused_probe.py`, docs/speed.md).
+compiled call covers, what a skipped step returns and how the new state is rounded. The optimizer calls
+it once per variable, the way `tf.distribute` places updates; one program for all variables of a step
+was measured no faster (`benchmarks/fused_probe.py`, docs/speed.md).
 """
 
 from __future__ import annotations
