@@ -272,3 +272,28 @@ def test_eval_mix_cnn_adds_both_cnns_on_the_training_split_and_meta_trains_throu
     meta_loss, norm, applied, _ = trainer.train_step(trainer.start_task(0), 0)
     assert applied and np.isfinite(meta_loss) and norm > 0
     assert any(not np.array_equal(a, b.numpy()) for a, b in zip(before, trainer.meta))
+
+
+def test_diverse_family_varies_its_tasks_and_holds_none_of_an_evaluation_suite():
+    from hyperadam_keras.lab.eval import suites
+    from hyperadam_keras.lab.meta.families import DIVERSE_CNNS, DIVERSE_LSTMS, DIVERSE_MLPS, build_task
+    from hyperadam_keras.lab.tasks import CNNTask, MLPTask, SineLSTMTask
+
+    def identity(task):  # what makes two tasks of these kinds the same task
+        return (type(task).__name__, task.name, task.init_std, task.batch_size,
+                tuple(getattr(task, "filters", ())), getattr(task, "dense_units", None))
+
+    family = build_task(dataclasses.replace(TINY, task="diverse"))
+    suite_tasks = {identity(suites.build_task(spec)) for suite in suites.SUITES.values() for spec in suite.tasks
+                   if spec.kind in ("mlp", "sine-lstm", "cnn")}
+    assert len(suite_tasks) > 10 and not suite_tasks & {identity(t) for t in family}
+    assert len(family) == len(DIVERSE_MLPS) + len(DIVERSE_LSTMS) + len(DIVERSE_CNNS) == len(set(map(id, family)))
+    kinds = [type(t) for t in family]
+    assert kinds.count(MLPTask) == len(DIVERSE_MLPS) and kinds.count(SineLSTMTask) == len(DIVERSE_LSTMS)
+    assert kinds.count(CNNTask) == len(DIVERSE_CNNS) and all(t.test_images is None for t in family
+                                                              if isinstance(t, CNNTask))
+    mlps = [t for t in family if isinstance(t, MLPTask)]
+    assert {t.width for t in mlps} >= {16, 32, 96} and max(t.width for t in mlps) < 128  # generalization: 128+
+    assert len({t.init_std for t in mlps}) >= 4 and len({t.activation for t in mlps}) == 4
+    sizes = [sum(int(np.prod(p.shape)) for p in t.init_params(0)) for t in family]
+    assert max(sizes) < 80_000 and min(sizes) < 2_000  # second-order unrolls fit in memory; scales vary

@@ -65,6 +65,32 @@ _EVAL_MIX = tuple(Member("mlp", {**_MNIST, "hidden_layers": layers, "activation"
 _EVAL_MIX_CNNS = tuple(Member("cnn", {**_MNIST, "variant": variant, "test_metrics": False})
                        for variant in EVAL_MIX_CNNS)
 
+# The "diverse" family (issue 14's training distribution): MLPs, LSTMs and a CNN that vary in width,
+# depth, activation, initialization scale and batch size, none of them a task of any evaluation suite
+# (`tests/test_meta_train.py` checks it) and all narrower than the `generalization` suite's models
+# (width 16-96 against 128-1024; N(0, σ²) initializations against Keras's defaults), so that suite
+# measures generalization. Sizes stay below ~80k parameters: second-order unrolls of 100 steps keep
+# every step's activations (CNN-2's 117k parameters needed ~31 GiB at J = 20, LOG.md run7).
+# (hidden layers, width, activation, init std, batch size):
+DIVERSE_MLPS = ((1, 32, "relu", 0.05, 64), (1, 64, "tanh", 0.1, 128), (1, 96, "relu", 0.02, 128),
+                (2, 32, "elu", 0.1, 32), (2, 48, "relu", 0.03, 128), (3, 24, "tanh", 0.1, 64),
+                (1, 16, "sigmoid", 0.3, 128), (2, 64, "sigmoid", 0.05, 64), (4, 16, "relu", 0.1, 128))
+# (layers, hidden units, input noise, init std, batch size):
+DIVERSE_LSTMS = ((1, 10, 0.1, 0.1, 128), (1, 32, 0.05, 0.05, 64), (2, 16, 0.1, 0.2, 128))
+# (filters, dense units, batch size) of a CNN-1-shaped net on the paper-cnn training split:
+DIVERSE_CNNS = (((8, 8), 32, 64),)
+
+_DIVERSE = tuple(
+    Member("mlp", {**_MNIST, "batch_size": batch, "hidden_layers": layers, "width": width,
+                   "activation": activation, "init_std": init_std})
+    for layers, width, activation, init_std, batch in DIVERSE_MLPS) + tuple(
+    Member("sine-lstm", {"batch_size": batch, "num_layers": layers, "hidden": hidden, "noise_std": noise,
+                         "init_std": init_std})
+    for layers, hidden, noise, init_std, batch in DIVERSE_LSTMS) + tuple(
+    Member("cnn", {**_MNIST, "batch_size": batch, "variant": "cnn1", "filters": filters, "dense_units": dense,
+                   "test_metrics": False})
+    for filters, dense, batch in DIVERSE_CNNS)
+
 # name -> (members, description); `--help` of `hyperadam-keras meta-train` lists them.
 TASKS: dict[str, TaskFamily] = {
     "paper": TaskFamily((Member("paper-meta-training", _MNIST),),
@@ -81,6 +107,10 @@ TASKS: dict[str, TaskFamily] = {
                                       "(noise 0.1, 0.01) and 2 layers"),
     "eval-mix-cnn": TaskFamily(_EVAL_MIX + _EVAL_MIX_CNNS, "eval-mix plus CNN-1 and CNN-2 (the paper-cnn suite's "
                                                            "models, on its 4,000-image training split): 11 tasks"),
+    "diverse": TaskFamily(_DIVERSE, "13 tasks unlike every evaluation suite's: MNIST MLPs of 1-4 layers, widths "
+                                    "16-96, four activations, init std 0.02-0.3, batches 32-128; sine LSTMs of "
+                                    "10-32 units, 1-2 layers; a small CNN (8/8 filters) on paper-cnn's training "
+                                    "split"),
 }
 
 
