@@ -12,7 +12,7 @@ XLA) and measures ρ, Σ_j ρ_j, β and γ of every coordinate at every step (`i
 `--effective-step` measures instead, per task of the suites, HyperAdam's effective step (the RMS over the
 run of RMS(Δw) / α_t, `lab/eval/adaptivity.py`) beside tuned Adam's best rate on that task (read from the
 suite's committed results) and their rank correlation across tasks; the default `HyperAdam()` unless
-`--paper-settings`. One seed; the JSON is written after every task and a re-run skips the tasks it has:
+`--paper-settings`, with the shipped bundle unless `--bundle`. One seed; the JSON is written after every task and a re-run skips the tasks it has:
 
     python benchmarks/task_adaptivity.py --effective-step --json benchmarks/effective_step.json
 """
@@ -56,6 +56,8 @@ def effective_steps(args) -> None:
     from hyperadam_keras.lab.eval.compare_builder import load_builder
 
     settings = dict(PAPER_SETTINGS) if args.paper_settings else {}
+    if args.bundle:
+        settings["meta_params"] = load_meta_params(args.bundle)
     done = {}
     if args.json and os.path.exists(args.json):
         with open(args.json) as f:
@@ -113,8 +115,10 @@ def report(rows: list[dict]) -> str:
 def _write(path: str, args, rows: list[dict]) -> None:
     with open(path, "w") as f:
         json.dump({"optimizer": "HyperAdam(**PAPER_SETTINGS)" if args.paper_settings else "HyperAdam()",
+                   "bundle": args.bundle or "shipped default",
                    "seed": args.seed, "command": "python benchmarks/task_adaptivity.py --effective-step "
-                   + (" --paper-settings" if args.paper_settings else "") + f" --json {path}",
+                   + (" --paper-settings" if args.paper_settings else "")
+                   + (f" --bundle {args.bundle}" if args.bundle else "") + f" --json {path}",
                    "tasks": rows}, f, indent=1)
 
 

@@ -12,7 +12,6 @@ import numpy as np
 import tensorflow as tf
 
 from hyperadam_keras import equations, update
-from hyperadam_keras.update import check_state_dtype
 from hyperadam_keras import state_layout as slot_layout
 from hyperadam_keras.bundle import default_meta_params, load_meta_params, meta_params_from_config, meta_params_to_config
 from hyperadam_keras.defaults import (DEFAULT_DECAY_AFTER, DEFAULT_EPSILON, DEFAULT_LEARNING_RATE,
@@ -153,7 +152,7 @@ class HyperAdam(keras.optimizers.Optimizer):
         warmup_steps = check_warmup_steps(warmup_steps)
         max_relative_step = check_max_relative_step(max_relative_step)
         saved_layout = slot_layout.check_state_layout(state_layout)
-        state_dtype = check_state_dtype(state_dtype)
+        state_dtype = update.check_state_dtype(state_dtype)
         super().__init__(
             learning_rate=learning_rate,
             weight_decay=weight_decay,

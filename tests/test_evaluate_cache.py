@@ -250,7 +250,7 @@ def test_cli_cache_dir(tmp_path, capsys, trained):
 # and for `state_dtype` (a float32 state, the default, is op for op as before: its casts are no ops; a
 # bfloat16 state is in the optimizer's config, which `optimizer_identity` keeps): the same two runs again
 # identical to the bit.
-TRAINING_CODE_SHA256 = "d750963922733451876da7ec5b31a64f601ca958822945a6c00a68b21773e1ad"
+TRAINING_CODE_SHA256 = "d36f55a9269005d39f27f93eb1e83a7ca6638b178eb0b013dc2cbe77b079f4fa"
 
 
 def test_the_training_code_is_the_one_the_cache_version_was_recorded_for():
