@@ -191,6 +191,18 @@ def test_optimizer_identity_holds_hyper_parameters_and_the_meta_parameters_finge
     assert identity["class"].endswith("SGD")
 
 
+def test_state_dtype_is_keyed_only_when_not_float32():
+    """A float32 state (the default) is every earlier version's run: its key stays as it was; a bfloat16
+    state changes the run and so its key."""
+    from hyperadam_keras import HyperAdam
+    spec = evaluate.hyperadam_spec(None)
+    default = evaluate.optimizer_identity(spec, spec.factory(0.005))
+    bfloat16 = evaluate.optimizer_identity(spec, HyperAdam(0.005, meta_params=spec.factory(0.005).meta_params,
+                                                           state_dtype="bfloat16"))
+    assert "state_dtype" not in default["config"] and bfloat16["config"]["state_dtype"] == "bfloat16"
+    assert {k: v for k, v in bfloat16["config"].items() if k != "state_dtype"} == default["config"]
+
+
 def test_decay_after_is_keyed_only_where_it_can_change_the_run():
     """A run of at most `decay_after` steps, or with no decay, is the constant-step run (bit for bit:
     tests/test_optimizer.py), so it keeps the key it had before the option existed; longer runs differ."""
