@@ -58,6 +58,47 @@ def test_a_fit_suite_tunes_the_baselines_and_resumes_from_its_cache(tmp_path):
     assert "HyperAdam (untuned) against tuned Adam" in markdown and f"{ratio:.2f}" in markdown
 
 
+def test_baselines_from_an_earlier_result_are_reused_after_one_run_reproduces_them(tmp_path):
+    import json
+
+    from hyperadam_keras.lab.eval.baseline_reuse import BaselineReuseError
+
+    earlier = fit_suite.run_fit_suite(TINY, progress=False, include_hyperadam=False)
+    path = tmp_path / "tiny-fit.json"
+    path.write_text(json.dumps(earlier))
+    # No cache: every number below that is not HyperAdam's comes from the file, checked by one retrained run.
+    results = fit_suite.run_fit_suite(TINY, progress=False, baselines_from=path)
+    assert results["baselines_from"]["path"] == str(path)
+    task = results["tasks"][0]
+    assert task["optimizers"] == ["HyperAdam", "Adam", "AdamW"]
+    for label in ("Adam", "AdamW"):
+        reused, original = task["results"][label], earlier["tasks"][0]["results"][label]
+        assert reused["final_loss"] == original["final_loss"] and reused["tuning"] == original["tuning"]
+        assert reused["reused_from"]["checked"] == {"seed": 0, "final_loss": original["runs"][0]["final_loss"]}
+    assert "reused_from" not in task["results"]["HyperAdam"]
+
+    # A recorded run this code does not reproduce is refused, naming the task, baseline and losses.
+    tampered = json.loads(path.read_text())
+    tampered["tasks"][0]["results"]["Adam"]["runs"][0]["final_loss"] += 1e-6
+    path.write_text(json.dumps(tampered))
+    with pytest.raises(BaselineReuseError, match="tiny, Adam: seed 0 .* the runs would differ"):
+        fit_suite.run_fit_suite(TINY, progress=False, baselines_from=path, include_hyperadam=False)
+    # So are other seeds, another grid, another task definition.
+    with pytest.raises(BaselineReuseError, match="its seeds are"):
+        fit_suite.run_fit_suite(TINY, seeds=3, progress=False, baselines_from=path)
+    regridded = json.loads(json.dumps(earlier))
+    regridded["tasks"][0]["results"]["AdamW"]["optimizer"]["grid"] = [0.001]
+    regridded["tasks"][0]["results"].pop("Adam")
+    path.write_text(json.dumps(regridded))
+    with pytest.raises(BaselineReuseError, match="tiny, AdamW: tuned on the grid"):
+        fit_suite.run_fit_suite(TINY, progress=False, baselines_from=path, include_hyperadam=False)
+    restepped = json.loads(json.dumps(earlier))
+    restepped["tasks"][0]["steps"] = 13
+    path.write_text(json.dumps(restepped))
+    with pytest.raises(BaselineReuseError, match="defined differently"):
+        fit_suite.run_fit_suite(TINY, progress=False, baselines_from=path, include_hyperadam=False)
+
+
 def _result(hyper_loss, adam_loss, hyper_acc=None, adam_acc=None, diverged=0):
     def entry(loss, acc, div):
         return {"final_loss": {"mean": loss}, "runs": [{"curve": [3.0] * 90 + [loss] * 10}] * 5, "diverged": div,
@@ -101,6 +142,7 @@ def test_the_generalization_suite_is_what_issue_14_asks_and_apart_from_the_valid
     (["--suite", "paper-table1", "--baselines", "AdamW"], "only fit suites (generalization) run AdamW"),
     (["--suite", "generalization", "--task", "no-such-task"], "not a task of generalization"),
     (["--suite", "quick", "--no-hyperadam"], "only fit suites"),
+    (["--suite", "quick", "--baselines-from", "x.json"], "only fit suites (generalization) reuse baselines"),
 ])
 def test_evaluate_refuses_fit_options_where_they_do_not_apply(argv, message, capsys):
     from hyperadam_keras.cli import main

@@ -5,6 +5,7 @@
     hyperadam-keras evaluate --suite-file my_suite.json --suite my-suite
     hyperadam-keras evaluate --suite paper-table1 --cache-dir runs/cache   # resumable; reuses baseline runs
     hyperadam-keras evaluate --suite generalization --cache-dir runs/fit-cache   # Keras models via fit
+    hyperadam-keras evaluate --suite generalization --baselines-from benchmarks/generalization/generalization.json
     hyperadam-keras evaluate --from-json runs/eval/*/*.json --benchmarks-md BENCHMARKS.md
     hyperadam-keras evaluate --list
 """
@@ -39,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"({','.join(BASELINE_NAMES)}; {ADAMW} in fit suites such as generalization)")
     parser.add_argument("--task", action="append", default=None, metavar="NAME",
                         help="fit suites (generalization): run only this task (repeatable)")
+    parser.add_argument("--baselines-from", metavar="JSON", default=None,
+                        help="fit suites: reuse the baselines' entries of an earlier result JSON of the suite (e.g. "
+                             "benchmarks/generalization/generalization.json) instead of training them; each is "
+                             "checked by training one of its runs again, bit for bit")
     parser.add_argument("--no-hyperadam", action="store_true",
                         help="fit suites: run only the baselines (with --cache-dir: fills the cache ahead of "
                              "HyperAdam's runs)")
@@ -93,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"evaluate: --baselines AdamW: only fit suites (generalization) run AdamW, not {suite.name}",
                   file=sys.stderr)
             return 2
+        if not fit and args.baselines_from:
+            print(f"evaluate: --baselines-from: only fit suites (generalization) reuse baselines, not {suite.name}",
+                  file=sys.stderr)
+            return 2
         if not fit and args.no_hyperadam:
             print(f"evaluate: --no-hyperadam: only fit suites (generalization) run without HyperAdam, not "
                   f"{suite.name}", file=sys.stderr)
@@ -136,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
                 results = run_fit_suite(suite, bundles=bundles[:1], seeds=args.seeds, tune_seeds=args.tune_seeds,
                                         baselines=args.baselines, progress=not args.quiet, command=command,
                                         keep_curves=not args.no_curves, cache_dir=args.cache_dir, tasks=args.task,
-                                        include_hyperadam=not args.no_hyperadam)
+                                        include_hyperadam=not args.no_hyperadam,
+                                        baselines_from=args.baselines_from)
             else:
                 results = evaluate.run_suite(suite, bundles=bundles, seeds=args.seeds, tune_seeds=args.tune_seeds,
                                              long=args.long, baselines=args.baselines, chunk_size=args.chunk_size,

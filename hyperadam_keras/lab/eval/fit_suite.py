@@ -22,6 +22,7 @@ import uuid
 from typing import Sequence
 
 from hyperadam_keras.lab.eval import suites as suites_module
+from hyperadam_keras.lab.eval.baseline_reuse import BaselineReuse
 from hyperadam_keras.lab.eval.baselines import OptimizerSpec, hyperadam_spec
 from hyperadam_keras.lab.eval.cache import (canonical_json, environment_identity, optimizer_identity,
                                             package_files_sha256, run_key, training_code_sha256)
@@ -102,10 +103,13 @@ def run_fit_suite(suite, bundles: Sequence[str | None] = (None,), seeds: int | N
                   tune_seeds: int | None = None, baselines: Sequence[str] | None = None,
                   max_extensions: int = 2, progress: bool = True, command: str | None = None,
                   keep_curves: bool = True, cache_dir: str | os.PathLike | None = None,
-                  tasks: Sequence[str] | None = None, include_hyperadam: bool = True) -> dict:
+                  tasks: Sequence[str] | None = None, include_hyperadam: bool = True,
+                  baselines_from: str | os.PathLike | None = None) -> dict:
     """Runs a fit suite (a `suites.Suite` of kind "fit", or its name) and returns the suites' JSON-ready
     results (`report.py` renders them). `tasks`: run only these task names (default: all);
-    `include_hyperadam` False: only the baselines (to fill a run cache ahead of HyperAdam's runs)."""
+    `include_hyperadam` False: only the baselines (to fill a run cache ahead of HyperAdam's runs);
+    `baselines_from`: an earlier result JSON of this suite whose baselines' entries are reused where it
+    has them, each checked by training one of its runs again (`baseline_reuse.BaselineReuse`)."""
     from hyperadam_keras.lab._requires import require
     from hyperadam_keras.lab.eval.tuning import tuning_seeds
     tqdm = require("tqdm.auto", feature="the evaluation progress bar").tqdm
@@ -124,6 +128,11 @@ def run_fit_suite(suite, bundles: Sequence[str | None] = (None,), seeds: int | N
     hyperadams = [hyperadam_spec(b) for b in (list(bundles) or [None])] if include_hyperadam else []
     if len(hyperadams) > 1:
         raise ValueError("a fit suite runs one HyperAdam (the default, or one --bundle)")
+    reuse = None
+    if baselines_from is not None:
+        with open(baselines_from, encoding="utf-8") as f:
+            earlier = json.load(f)
+        reuse = BaselineReuse(earlier, os.fspath(baselines_from), suite.name, eval_seeds, tune, max_extensions)
     started = time.perf_counter()
     results = {"suite": suite.name, "description": suite.description, "note": suite.note, "kind": "fit",
                "command": command, "machine": machine_info(),
@@ -135,7 +144,9 @@ def run_fit_suite(suite, bundles: Sequence[str | None] = (None,), seeds: int | N
                             "test": "model.evaluate on the held-out split",
                             "diverged": "a non-finite loss, or a final loss above the initial one",
                             "std": "sample standard deviation (ddof=1) over seeds with a finite value"},
-               "tasks": []}
+               "fit_code": package_files_sha256(FIT_CODE_FILES), "tasks": []}
+    if reuse is not None:
+        results["baselines_from"] = reuse.summary()
     with tqdm(total=len(chosen), unit="task", desc=suite.name, disable=not progress) as bar:
         for task in chosen:
             bar.set_postfix_str(task.name)
@@ -157,8 +168,11 @@ def run_fit_suite(suite, bundles: Sequence[str | None] = (None,), seeds: int | N
                         cache.store(key, identity, record)
                     return record
 
-                entry = evaluate_optimizer(spec, run, eval_seeds, tune, max_extensions)
-                per_optimizer[spec.label] = suite_result(entry)
+                reused = None
+                if reuse is not None and spec.info.get("kind") != "hyperadam":
+                    reused = reuse.entry(task, spec.label, spec.grid, run)
+                per_optimizer[spec.label] = reused if reused is not None else suite_result(
+                    evaluate_optimizer(spec, run, eval_seeds, tune, max_extensions))
                 if not keep_curves:
                     for r in per_optimizer[spec.label]["runs"]:
                         r.pop("curve", None)
