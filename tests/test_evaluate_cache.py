@@ -282,3 +282,27 @@ def test_a_new_training_code_version_changes_every_key_and_version_1_keys_stay(m
     version_2 = evaluate.run_identity(**args)
     assert version_2["training_code"] == 2
     assert evaluate.run_key(version_2) != evaluate.run_key(version_1)
+
+
+def test_baselines_from_an_earlier_result_skip_their_tuning_and_are_checked(tmp_path, trained):
+    # A paper-style suite (`run_suite`) reusing its baseline from an earlier result: of the baseline
+    # only one run is trained (the check), and the entry is the earlier one.
+    suite = tiny_suite()
+    earlier = run_suite(suite, None)
+    path = tmp_path / "tiny-cache.json"
+    path.write_text(json.dumps(earlier))
+    trained.clear()
+    results = run_suite(suite, None, baselines_from=path)
+    assert [c[0] for c in trained].count("SGD") == 1 and results["baselines_from"]["path"] == str(path)
+    reused, original = results["tasks"][0]["results"]["SGD-momentum"], earlier["tasks"][0]["results"]["SGD-momentum"]
+    assert reused["final_loss"] == original["final_loss"] and reused["tuning"] == original["tuning"]
+    assert reused["reused_from"]["checked"]["final_loss"] == original["runs"][0]["final_loss"]
+    assert numbers(results, "HyperAdam", drop=TIMINGS) == numbers(earlier, "HyperAdam", drop=TIMINGS)
+
+    from hyperadam_keras.lab.eval.baseline_reuse import BaselineReuseError
+    with pytest.raises(BaselineReuseError, match="its chunk_size are 3, this run's 2"):
+        evaluate.run_suite(suite, progress=False, jit_compile=False, chunk_size=2, baselines_from=path)
+    earlier["tasks"][0]["results"]["SGD-momentum"]["runs"][0]["final_loss"] *= 1.5
+    path.write_text(json.dumps(earlier))
+    with pytest.raises(BaselineReuseError, match="quad, SGD-momentum: seed 0 .* the runs would differ"):
+        run_suite(suite, None, baselines_from=path)

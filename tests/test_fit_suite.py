@@ -142,7 +142,9 @@ def test_the_generalization_suite_is_what_issue_14_asks_and_apart_from_the_valid
     (["--suite", "paper-table1", "--baselines", "AdamW"], "only fit suites (generalization) run AdamW"),
     (["--suite", "generalization", "--task", "no-such-task"], "not a task of generalization"),
     (["--suite", "quick", "--no-hyperadam"], "only fit suites"),
-    (["--suite", "quick", "--baselines-from", "x.json"], "only fit suites (generalization) reuse baselines"),
+    (["--suite", "bench", "--baselines-from", "x.json"], "measures time and reuses nothing"),
+    (["--suite", "quick", "--baselines-from", "no-such.json"], "no such file or directory"),
+    (["--suite", "quick", "--suite", "paper-lstm", "--baselines-from", __file__], "a file serves one suite"),
 ])
 def test_evaluate_refuses_fit_options_where_they_do_not_apply(argv, message, capsys):
     from hyperadam_keras.cli import main

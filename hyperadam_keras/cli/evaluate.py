@@ -41,9 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", action="append", default=None, metavar="NAME",
                         help="fit suites (generalization): run only this task (repeatable)")
     parser.add_argument("--baselines-from", metavar="JSON", default=None,
-                        help="fit suites: reuse the baselines' entries of an earlier result JSON of the suite (e.g. "
-                             "benchmarks/generalization/generalization.json) instead of training them; each is "
-                             "checked by training one of its runs again, bit for bit")
+                        help="reuse the baselines' entries of an earlier result JSON of the suite (e.g. "
+                             "benchmarks/generalization/generalization.json) instead of tuning and training them; "
+                             "each is checked by training one of its runs again, bit for bit. With several "
+                             "--suite, a JSON per suite: give its directory, holding SUITE/SUITE.json")
     parser.add_argument("--no-hyperadam", action="store_true",
                         help="fit suites: run only the baselines (with --cache-dir: fills the cache ahead of "
                              "HyperAdam's runs)")
@@ -98,9 +99,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"evaluate: --baselines AdamW: only fit suites (generalization) run AdamW, not {suite.name}",
                   file=sys.stderr)
             return 2
-        if not fit and args.baselines_from:
-            print(f"evaluate: --baselines-from: only fit suites (generalization) reuse baselines, not {suite.name}",
-                  file=sys.stderr)
+        if suite.kind == "bench" and args.baselines_from:
+            print(f"evaluate: --baselines-from: suite {suite.name} measures time and reuses nothing", file=sys.stderr)
             return 2
         if not fit and args.no_hyperadam:
             print(f"evaluate: --no-hyperadam: only fit suites (generalization) run without HyperAdam, not "
@@ -115,6 +115,21 @@ def run(args: argparse.Namespace) -> int:
             print(f"evaluate: --task {', '.join(unknown)}: not a task of {suite.name} "
                   f"(its tasks: {', '.join(t.name for t in suite.tasks)})", file=sys.stderr)
             return 2
+
+    if args.baselines_from and not os.path.isdir(args.baselines_from):
+        if len(chosen) > 1:
+            print("evaluate: --baselines-from: a file serves one suite; for several give a directory holding "
+                  "SUITE/SUITE.json", file=sys.stderr)
+            return 2
+        if not os.path.isfile(args.baselines_from):
+            print(f"evaluate: --baselines-from {args.baselines_from}: no such file or directory", file=sys.stderr)
+            return 2
+
+    def baselines_from(suite) -> str | None:
+        if not args.baselines_from or not os.path.isdir(args.baselines_from):
+            return args.baselines_from
+        path = os.path.join(args.baselines_from, suite.name, f"{suite.name}.json")
+        return path if os.path.isfile(path) else None
 
     all_results, json_dirs = [], []
     if args.from_json:
@@ -146,13 +161,13 @@ def run(args: argparse.Namespace) -> int:
                                         baselines=args.baselines, progress=not args.quiet, command=command,
                                         keep_curves=not args.no_curves, cache_dir=args.cache_dir, tasks=args.task,
                                         include_hyperadam=not args.no_hyperadam,
-                                        baselines_from=args.baselines_from)
+                                        baselines_from=baselines_from(suite))
             else:
                 results = evaluate.run_suite(suite, bundles=bundles, seeds=args.seeds, tune_seeds=args.tune_seeds,
                                              long=args.long, baselines=args.baselines, chunk_size=args.chunk_size,
                                              jit_compile=not args.no_xla, progress=not args.quiet,
                                              command=command, keep_curves=not args.no_curves,
-                                             cache_dir=args.cache_dir)
+                                             cache_dir=args.cache_dir, baselines_from=baselines_from(suite))
             out_dir = os.path.join(args.output_dir, suite.name)
             paths = report.write_report(results, out_dir)
             all_results.append(results)

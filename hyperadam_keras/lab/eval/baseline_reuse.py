@@ -1,4 +1,4 @@
-"""Baselines of a fit suite taken from an earlier result JSON instead of trained again.
+"""Baselines of a suite taken from an earlier result JSON instead of trained again.
 
 A new HyperAdam bundle changes none of the baselines' runs, but the run cache (`fit_suite.FitRunCache`)
 is a local directory that a fresh clone does not have, and retraining every baseline's grid on every
@@ -32,20 +32,20 @@ class BaselineReuseError(ValueError):
 
 
 class BaselineReuse:
-    """The baselines' entries of `earlier` (a fit suite's result JSON, as `run_fit_suite` returns it),
-    for a run of `suite_name` with evaluation seeds `seeds` and tuning seeds `tuning_seeds`."""
+    """The baselines' entries of `earlier` (a suite's result JSON, as `run_fit_suite` or `run_suite`
+    returns it) for a run of suite `suite_name`, whose results' "kind" is `kind` ("fit", or None for the
+    suites `run_suite` runs) and whose `settings` (seeds, tuning seeds, grid extensions; for `run_suite`
+    also the horizon, chunk size and compilation) must equal the earlier result's."""
 
-    def __init__(self, earlier: dict, source: str, suite_name: str, seeds: list[int], tuning_seeds: list[int],
-                 max_extensions: int):
+    def __init__(self, earlier: dict, source: str, suite_name: str, kind: str | None, settings: dict):
         self.source = source
-        if earlier.get("kind") != "fit" or earlier.get("suite") != suite_name:
+        if earlier.get("kind") != kind or earlier.get("suite") != suite_name:
             raise BaselineReuseError(f"{source}: a result of suite {earlier.get('suite')!r} "
-                                     f"(kind {earlier.get('kind')!r}), not of the fit suite {suite_name!r}")
-        settings = earlier.get("settings") or {}
-        wanted = {"seeds": list(seeds), "tuning_seeds": list(tuning_seeds), "max_grid_extensions": max_extensions}
-        for name, value in wanted.items():
-            if settings.get(name) != value:
-                raise BaselineReuseError(f"{source}: its {name} are {settings.get(name)!r}, this run's {value!r}")
+                                     f"(kind {earlier.get('kind')!r}), not of suite {suite_name!r} (kind {kind!r})")
+        recorded = earlier.get("settings") or {}
+        for name, value in settings.items():
+            if recorded.get(name) != value:
+                raise BaselineReuseError(f"{source}: its {name} are {recorded.get(name)!r}, this run's {value!r}")
         here, there = machine_info(), earlier.get("machine") or {}
         for name in _ENVIRONMENT_FIELDS:
             if here.get(name) != there.get(name):

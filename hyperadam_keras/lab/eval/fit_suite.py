@@ -132,7 +132,8 @@ def run_fit_suite(suite, bundles: Sequence[str | None] = (None,), seeds: int | N
     if baselines_from is not None:
         with open(baselines_from, encoding="utf-8") as f:
             earlier = json.load(f)
-        reuse = BaselineReuse(earlier, os.fspath(baselines_from), suite.name, eval_seeds, tune, max_extensions)
+        reuse = BaselineReuse(earlier, os.fspath(baselines_from), suite.name, "fit",
+                              {"seeds": eval_seeds, "tuning_seeds": tune, "max_grid_extensions": max_extensions})
     started = time.perf_counter()
     results = {"suite": suite.name, "description": suite.description, "note": suite.note, "kind": "fit",
                "command": command, "machine": machine_info(),

@@ -14,13 +14,16 @@ Protocol (the same for every suite):
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import math
 import os
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from hyperadam_keras.lab._requires import require
 from hyperadam_keras.lab.eval import suites as suites_module
+from hyperadam_keras.lab.eval.baseline_reuse import BaselineReuse
 from hyperadam_keras.lab.eval.baselines import OptimizerSpec, baseline_spec, hyperadam_spec
 from hyperadam_keras.lab.eval.cache import RunCache, optimizer_identity, run_identity, run_key, task_identity
 from hyperadam_keras.lab.eval.machine import machine_info
@@ -29,6 +32,7 @@ from hyperadam_keras.lab.eval.trainer import ProgressCallback, RunResult, Traine
 from hyperadam_keras.lab.eval.tuning import TuningResult, tune_learning_rate, tuning_seeds
 
 tqdm = require("tqdm.auto", feature="the evaluation progress bar").tqdm
+BaselineReuser = Callable[[OptimizerSpec, Callable[[int, float], dict]], "dict | None"]
 
 
 class _Runs:
@@ -81,11 +85,13 @@ def evaluate_task(task: Any, optimizers: Sequence[OptimizerSpec], steps: int, se
                   tune_seeds: Sequence[int], chunk_size: int = 100, jit_compile: bool = True,
                   max_extensions: int = 2, progress: ProgressCallback | None = None,
                   keep_curves: bool = True, cache: RunCache | None = None,
-                  task_key: dict | None = None) -> dict:
+                  task_key: dict | None = None, reuse: BaselineReuser | None = None) -> dict:
     """Tunes (where the spec has a grid) and evaluates every optimizer on one task.
 
     With a `cache`, every run (tuning and evaluation) is looked up before it is trained and stored
     after; `task_key` (`task_identity`) then stands for the task in the runs' keys.
+    `reuse(spec, train_one)`: a baseline's earlier entry to take instead of tuning and training it, or
+    None (see `baseline_reuse.BaselineReuse.entry`; `train_one(seed, lr)` trains one of its runs).
     Returns a JSON-ready dict: label -> {learning_rate, tuning, runs, final_loss stats, test stats}.
     """
     if cache is not None and task_key is None:
@@ -94,6 +100,11 @@ def evaluate_task(task: Any, optimizers: Sequence[OptimizerSpec], steps: int, se
     for spec in optimizers:
         trainer = Trainer(task, spec.factory(spec.default_lr), chunk_size=chunk_size, jit_compile=jit_compile)
         run = _Runs(trainer, spec, steps, progress, cache, task_key)
+        if reuse is not None and spec.info.get("kind") != "hyperadam":
+            reused = reuse(spec, lambda seed, rate: {"final_loss": run(seed, rate).final_loss})
+            if reused is not None:
+                results[spec.label] = reused
+                continue
         tuning = None
         lr = spec.default_lr
         if spec.tuned:
@@ -123,6 +134,10 @@ def summarize_runs(runs: Sequence[RunResult], learning_rate: float, tuning: Tuni
     }
 
 
+def _reuse(earlier: BaselineReuse, task_spec: Any, spec: OptimizerSpec, train_one) -> dict | None:
+    return earlier.entry(task_spec, spec.label, spec.grid, train_one)
+
+
 def suite_optimizers(suite: Any, task_spec: Any, bundles: Sequence[str | None],
                      baselines: Sequence[str] | None = None) -> list[OptimizerSpec]:
     """HyperAdam for each bundle (untuned) followed by the suite's baselines on the task's grids."""
@@ -146,12 +161,15 @@ def run_suite(suite: Any, bundles: Sequence[str | None] = (None,), seeds: int | 
               tune_seeds: int | None = None, long: bool = False, baselines: Sequence[str] | None = None,
               chunk_size: int = 100, jit_compile: bool = True, max_extensions: int = 2,
               progress: bool = True, command: str | None = None, keep_curves: bool = True,
-              cache_dir: str | os.PathLike | None = None) -> dict:
+              cache_dir: str | os.PathLike | None = None,
+              baselines_from: str | os.PathLike | None = None) -> dict:
     """Runs a comparison suite (a `suites.Suite` or its name) and returns every number as a JSON-ready
     dict (see `report.py` for the rendering). `seeds`/`tune_seeds` default to the suite's.
 
     `cache_dir`: a `RunCache` directory. Runs found there are not trained again (a killed suite resumes;
     a new bundle reuses the baselines' runs); the result's "cache" counts them.
+    `baselines_from`: an earlier result JSON of this suite whose baselines' entries are reused where it
+    has them, each checked by training one of its runs again (`baseline_reuse.BaselineReuse`).
     """
     if isinstance(suite, str):
         suite = suites_module.get_suite(suite)
@@ -162,6 +180,12 @@ def run_suite(suite: Any, bundles: Sequence[str | None] = (None,), seeds: int | 
     plan = [(spec, suite_optimizers(suite, spec, bundles, baselines)) for spec in suite.tasks]
     total = sum(count_steps(opts, spec.num_steps(long), num_seeds, num_tune, max_extensions) for spec, opts in plan)
     cache = RunCache(cache_dir) if cache_dir else None
+    earlier = None
+    if baselines_from is not None:
+        with open(baselines_from, encoding="utf-8") as f:
+            earlier = BaselineReuse(json.load(f), os.fspath(baselines_from), suite.name, None,
+                                    {"seeds": eval_seeds, "tuning_seeds": tune, "long": long, "chunk_size": chunk_size,
+                                     "jit_compile": jit_compile, "max_grid_extensions": max_extensions})
     started = time.perf_counter()
     results = {"suite": suite.name, "description": suite.description, "note": suite.note,
                "command": command, "machine": machine_info(),
@@ -171,6 +195,8 @@ def run_suite(suite: Any, bundles: Sequence[str | None] = (None,), seeds: int | 
                                       "by mean final loss; HyperAdam untuned at its default step size and decay",
                             "std": "sample standard deviation (ddof=1) over seeds with a finite final loss"},
                "tasks": []}
+    if earlier is not None:
+        results["baselines_from"] = earlier.summary()
     with tqdm(total=total, unit="step", desc=suite.name, disable=not progress, smoothing=0.05) as bar:
         for spec, optimizers in plan:
             bar.set_postfix_str(spec.name)
@@ -180,7 +206,8 @@ def run_suite(suite: Any, bundles: Sequence[str | None] = (None,), seeds: int | 
             per_optimizer = evaluate_task(task, optimizers, steps, eval_seeds, tune, chunk_size=chunk_size,
                                           jit_compile=jit_compile and spec.xla, max_extensions=max_extensions,
                                           progress=bar.update, keep_curves=keep_curves, cache=cache,
-                                          task_key=task_identity(spec, steps))
+                                          task_key=task_identity(spec, steps),
+                                          reuse=None if earlier is None else functools.partial(_reuse, earlier, spec))
             results["tasks"].append({
                 "name": spec.name, "kind": spec.kind, "kwargs": spec.kwargs, "steps": steps,
                 "reference": spec.reference, "optimizers": list(per_optimizer),
