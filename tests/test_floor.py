@@ -84,6 +84,13 @@ def test_speed_benchmark_gives_each_update_as_a_fraction_of_the_floor():
     row = next(line for line in table.splitlines() if line.startswith("| mlp | 15,910 | ") and "MiB" not in line
                and line.count("|") == 13)
     assert row.rstrip(" |").endswith(f"{update['fraction_of_floor']:.2f}")
+    # The machine line names the CPU model the kernel reports, not the architecture.
+    with open("/proc/cpuinfo") as f:
+        model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+    if model is not None:
+        assert results["machine"]["cpu"] == model and f"Machine: CPU ({model}, " in table
+    old = dict(results, machine={"device": "CPU", "processor": "x86_64", "cpu_count": 2})
+    assert "Machine: CPU (x86_64, 2 CPUs" in speed.format_markdown(old)
 
 
 def test_layout_probe_agrees_with_the_shipped_update(capsys):

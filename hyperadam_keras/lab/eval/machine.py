@@ -19,8 +19,15 @@ def machine_info() -> dict:
     except OSError:
         pass
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    gpus = tf.config.list_physical_devices("GPU")
+    info = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "platform": platform.platform(), "cpu": cpu, "cpu_cores": affinity,
-            "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+            "gpus": [d.name for d in gpus], "device": "GPU" if gpus else "CPU",
             "python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__}
+    if gpus:
+        try:
+            info["gpu_details"] = [tf.config.experimental.get_device_details(g) for g in gpus]
+        except Exception:  # noqa: BLE001 - the details are a courtesy; the GPU's name is already recorded
+            pass
+    return info
 

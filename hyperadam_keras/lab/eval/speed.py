@@ -41,8 +41,6 @@ the paper does not give the widths, these are ours); ``1m`` a 784-1000-200-10 Re
 from __future__ import annotations
 
 import datetime
-import os
-import platform
 import time
 from typing import Callable, Iterable, Sequence
 
@@ -52,6 +50,7 @@ import tensorflow as tf
 
 from hyperadam_keras.defaults import DEFAULT_LEARNING_RATE
 from hyperadam_keras.lab.eval.floor import floor_estimate, flop_per_coordinate, median_seconds
+from hyperadam_keras.lab.eval.machine import machine_info
 from hyperadam_keras.memory import optimizer_memory
 from hyperadam_keras.optimizer import HyperAdam, MetaParamsLike, resolve_meta_params
 
@@ -178,20 +177,6 @@ def matmul_rate(size: int = 1024, repeats: int = 10) -> dict:
     return {"size": size, "median_ms": median * 1e3, "gflops": 2 * size ** 3 / median / 1e9}
 
 
-def machine_info() -> dict:
-    """Where the numbers come from."""
-    gpus = tf.config.list_physical_devices("GPU")
-    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "tensorflow": tf.__version__, "keras": keras.__version__,
-            "gpus": [g.name for g in gpus], "device": "GPU" if gpus else "CPU"}
-    if gpus:
-        try:
-            info["gpu_details"] = [tf.config.experimental.get_device_details(g) for g in gpus]
-        except Exception:  # noqa: BLE001 - details are optional
-            pass
-    return info
-
-
 def benchmark_model(name: str, steps: int = 50, warmup: int = 5, batch_size: int = 128, xla: bool = True,
                     meta_params: MetaParamsLike = None, rounds: int = 5, update_steps: int | None = None,
                     seed: int = 0, state_dtype: str = "float32") -> dict:
@@ -307,7 +292,8 @@ def format_markdown(results: dict) -> str:
     settings = results.get("settings", {})
     variants = list(results.get("variants", VARIANTS))
     lines = [
-        f"Machine: {machine.get('device', '?')} ({machine.get('processor', '?')}, {machine.get('cpu_count', '?')} "
+        f"Machine: {machine.get('device', '?')} ({machine.get('cpu', machine.get('processor', '?'))}, "
+        f"{machine.get('cpu_cores', machine.get('cpu_count', '?'))} "
         f"CPUs{', GPUs: ' + ', '.join(machine['gpus']) if machine.get('gpus') else ''}), TensorFlow "
         f"{machine.get('tensorflow', '?')}, Keras {machine.get('keras', '?')}. {results.get('data', '')}. "
         f"Batch {settings.get('batch_size')}, median of {settings.get('steps')} steps per variant after "
