@@ -151,3 +151,43 @@ def test_evaluate_refuses_fit_options_where_they_do_not_apply(argv, message, cap
 
     assert main(["evaluate", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_cache_summary_reports_the_bundles_finished_runs_beside_the_baselines(tmp_path, capsys):
+    # benchmarks/fit_cache_summary.py reads a run cache: only HyperAdam runs of the named bundle count,
+    # each task's mean beside the baseline JSON's tuned-Adam mean, and the ratio.
+    import importlib.util
+    import json
+    import pathlib
+
+    from hyperadam_keras import default_bundle_path, load_meta_params
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "fit_cache_summary.py"
+    spec = importlib.util.spec_from_file_location("fit_cache_summary", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    sha = load_meta_params(default_bundle_path()).fingerprint()
+
+    def entry(name, cls, fingerprint, seed, loss, accuracy):
+        identity = {"builder": f"pkg:{name}", "seed": seed,
+                    "optimizer": {"class": cls, "config": {"meta_params": {"sha256": fingerprint}}}}
+        record = {"final_loss": loss, "finite": math.isfinite(loss), "diverged": False,
+                  "validation": {"accuracy": accuracy}}
+        (tmp_path / f"{name}-{cls}-{fingerprint}-{seed}.json").write_text(
+            json.dumps({"identity": identity, "record": record}))
+
+    cache = tmp_path
+    entry("a", "hyperadam_keras.optimizer.HyperAdam", sha, 0, 0.1, 0.9)
+    entry("a", "hyperadam_keras.optimizer.HyperAdam", sha, 1, 0.3, 0.8)
+    entry("a", "hyperadam_keras.optimizer.HyperAdam", "another bundle", 2, 100.0, 0.1)
+    entry("a", "keras.src.optimizers.adam.Adam", sha, 3, 100.0, 0.1)
+    adam = {"final_loss": {"mean": 0.4}, "test": {"accuracy": {"mean": 0.85}}}
+    baselines = tmp_path / "baselines.txt"
+    baselines.write_text(json.dumps({"tasks": [
+        {"name": "task-a", "kwargs": {"builder": "pkg:a"}, "results": {"Adam": adam}},
+        {"name": "task-b", "kwargs": {"builder": "pkg:b"}, "results": {"Adam": adam}}]}))
+    assert script.main([str(cache), "--baselines", str(baselines)]) == 0
+    out = capsys.readouterr().out
+    assert "| task-a | 0,1 | 0.2 | 0.4 | 0.50 | 0.8500 | 0.8500 | 0 |" in out
+    assert "| task-b | none | – | 0.4 | – |" in out
+    assert "Tasks with runs: 1; at most tuned Adam's mean on 1; geometric mean of the ratios 0.50" in out
