@@ -304,5 +304,9 @@ def test_baselines_from_an_earlier_result_skip_their_tuning_and_are_checked(tmp_
         evaluate.run_suite(suite, progress=False, jit_compile=False, chunk_size=2, baselines_from=path)
     earlier["tasks"][0]["results"]["SGD-momentum"]["runs"][0]["final_loss"] *= 1.5
     path.write_text(json.dumps(earlier))
-    with pytest.raises(BaselineReuseError, match="quad, SGD-momentum: seed 0 .* the runs would differ"):
+    with pytest.raises(BaselineReuseError, match="quad, SGD-momentum: seed 0 .* the runs would differ$"):
+        run_suite(suite, None, baselines_from=path)
+    earlier["machine"]["cpu"] = "Another CPU"
+    path.write_text(json.dumps(earlier))
+    with pytest.raises(BaselineReuseError, match="the runs would differ \\(it was made on 'Another CPU', this machine"):
         run_suite(suite, None, baselines_from=path)

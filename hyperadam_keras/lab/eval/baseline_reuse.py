@@ -52,6 +52,11 @@ class BaselineReuse:
                 raise BaselineReuseError(f"{source}: made with {name} {there.get(name)!r}, this is {here.get(name)!r}")
         self.tasks = {t["name"]: t for t in earlier.get("tasks", [])}
         self.date = there.get("date")
+        # Not a reason to refuse (many runs agree across CPUs), but the likely cause when a check fails:
+        # oneDNN and XLA choose their kernels per CPU.
+        self.cpu_note = "" if here.get("cpu") == there.get("cpu") else (
+            f" (it was made on {there.get('cpu')!r}, this machine is {here.get('cpu')!r}: TensorFlow's kernels "
+            "differ between CPUs)")
 
     def entry(self, task: Any, label: str, grid: tuple[float, ...],
               train_one: Callable[[int, float], dict]) -> dict | None:
@@ -77,7 +82,7 @@ class BaselineReuse:
         if not _same_loss(again["final_loss"], check["final_loss"]):
             raise BaselineReuseError(
                 f"{where}: seed {check['seed']} at rate {entry['learning_rate']} trains to a final loss of "
-                f"{again['final_loss']!r} here, {check['final_loss']!r} there: the runs would differ")
+                f"{again['final_loss']!r} here, {check['final_loss']!r} there: the runs would differ{self.cpu_note}")
         return {**entry, "reused_from": {"path": self.source, "date": self.date,
                                          "checked": {"seed": int(check["seed"]), "final_loss": again["final_loss"]}}}
 
