@@ -9,6 +9,10 @@ over the initial loss (a spike). Resumable: runs already in the JSON are not tra
 
     python benchmarks/safe_default.py --seeds 2                   # every model and configuration
     python benchmarks/safe_default.py --configs adam-0.003,lr-0.001 --models bn-cnn
+    python benchmarks/safe_default.py --configs run10-lr-0.001-cap-0.03   # the default since 2026-12-03
+
+HyperAdam configurations run the "paper" bundle (the default when they were recorded) unless named
+run10-*: meta_training/run10's bundle, the default bundle since 2026-12-03.
 """
 
 from __future__ import annotations
@@ -35,8 +39,14 @@ from hyperadam_keras.lab.models.validation import BUILDERS  # noqa: E402
 OUTPUT = os.path.join(HERE, "safe_default.json")
 
 
-def hyperadam(label: str, learning_rate: float, **kwargs) -> OptimizerSpec:
-    return OptimizerSpec(label=label, factory=lambda lr: HyperAdam(learning_rate=lr, **kwargs),
+# The configurations recorded first ran the bundle shipped then, now the "paper" bundle; run10's
+# bundle (the default since 2026-12-03) has configurations of its own.
+RUN10 = os.path.join(os.path.dirname(HERE), "meta_training", "run10", "best_bundle")
+
+
+def hyperadam(label: str, learning_rate: float, meta_params: str = "paper", **kwargs) -> OptimizerSpec:
+    return OptimizerSpec(label=label,
+                         factory=lambda lr: HyperAdam(learning_rate=lr, meta_params=meta_params, **kwargs),
                          default_lr=learning_rate, info={"kind": "hyperadam", "learning_rate": learning_rate,
                                                          **kwargs})
 
@@ -60,6 +70,8 @@ CONFIGS: dict[str, OptimizerSpec] = {spec.label: spec for spec in [
     hyperadam("lr-0.001-cap-0.1", 0.001, max_relative_step=0.1),
     hyperadam("lr-0.002-cap-0.03", 0.002, max_relative_step=0.03),
     hyperadam("lr-0.001-cap-0.03", 0.001, max_relative_step=0.03),
+    hyperadam("run10-lr-0.001-cap-0.03", 0.001, meta_params=RUN10, max_relative_step=0.03),
+    hyperadam("run10-lr-0.002-cap-0.03", 0.002, meta_params=RUN10, max_relative_step=0.03),
     adam(0.001), adam(0.003), adam(0.01),
 ]}
 

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from hyperadam_keras import equations
-from hyperadam_keras.defaults import DEFAULT_EPSILON, check_bool, check_finite_non_negative
+from hyperadam_keras.defaults import DEFAULT_EPSILON, PAPER_BUNDLE, check_bool, check_finite_non_negative
 from hyperadam_keras.meta_params import NAMES, MetaParams, MetaParamsError
 
 # 2: the `step` signature takes and returns the state coordinates last ([H, n], [J, n]); 1: [n, H], [n, J].
@@ -30,6 +30,11 @@ FORMAT_VERSION = 2
 SUPPORTED_FORMAT_VERSIONS = (1, 2)
 META_JSON = os.path.join("assets", "meta.json")
 DEFAULT_BUNDLE_NAME = "default"
+# The bundles a release ships, by name: `HyperAdam(meta_params=name)` reads one, and an optimizer config
+# refers to one as {"bundle": name, "sha256": ...} instead of embedding its arrays. "paper": the bundle
+# meta-trained as the paper does (docs/meta-params.md), the default until 2026-12-03.
+PAPER_BUNDLE_NAME = PAPER_BUNDLE
+SHIPPED_BUNDLE_NAMES = (DEFAULT_BUNDLE_NAME, PAPER_BUNDLE_NAME)
 
 
 def _checkpoint_key(name: str) -> str:
@@ -174,16 +179,21 @@ def read_bundle_metadata(path: str | os.PathLike) -> dict:
 
 
 def load_meta_params(path: str | os.PathLike) -> MetaParams:
-    """Reads and validates a bundle's meta-parameters (variables and JSON only; no code is run).
+    """Reads and validates a bundle's meta-parameters (variables and JSON only; no code is run). `path` is a
+    bundle directory or the name of a shipped bundle (`SHIPPED_BUNDLE_NAMES`: "default", "paper"; a
+    directory of that name is then "./paper").
 
     Every bundle that cannot be used is a `MetaParamsError` naming the path and the problem: missing,
     not a bundle, an unknown format version, malformed JSON, truncated or damaged variable files, a
     missing variable, a wrong shape, a non-finite value, or arrays whose SHA-256 is not the one
     meta.json records (a checksum mismatch).
     """
+    if isinstance(path, str) and path in SHIPPED_BUNDLE_NAMES:
+        path = shipped_bundle_path(path)
     path = Path(path)
     if not path.exists():
-        raise MetaParamsError(f"meta-parameter bundle not found: {path}")
+        raise MetaParamsError(f"meta-parameter bundle not found: {path} (the shipped bundles, by name: "
+                              f"{', '.join(map(repr, SHIPPED_BUNDLE_NAMES))})")
     if not path.is_dir():
         raise MetaParamsError(f"{path}: a bundle is a SavedModel directory, got a file")
     meta = read_bundle_metadata(path)
@@ -232,47 +242,65 @@ def _load_cached(path: str) -> MetaParams:
     return load_meta_params(path)
 
 
+def shipped_meta_params(name: str) -> MetaParams:
+    """A shipped bundle's meta-parameters by name (read once per process)."""
+    return _load_cached(str(shipped_bundle_path(name)))
+
+
 def default_meta_params() -> MetaParams:
     """The shipped default bundle's meta-parameters (read once per process)."""
-    return _load_cached(str(default_bundle_path()))
+    return shipped_meta_params(DEFAULT_BUNDLE_NAME)
 
 
 def meta_params_to_config(params: MetaParams) -> dict:
-    """The `meta_params` entry of an optimizer config: the shipped bundle by name and SHA-256
+    """The `meta_params` entry of an optimizer config: a shipped bundle by name and SHA-256
     (`{"bundle": "default", "sha256": ...}`, a few bytes), any other meta-parameters with their arrays
     embedded (`MetaParams.to_config()`, so a config or `.keras` file needs no bundle file to load)."""
-    if params.fingerprint() == default_meta_params().fingerprint():
-        return {"bundle": DEFAULT_BUNDLE_NAME, "sha256": params.fingerprint()}
+    for name in SHIPPED_BUNDLE_NAMES:
+        if params.fingerprint() == shipped_meta_params(name).fingerprint():
+            return {"bundle": name, "sha256": params.fingerprint()}
     return params.to_config()
 
 
 def meta_params_from_config(config: Mapping) -> MetaParams:
     """Inverse of `meta_params_to_config`, also for configs of earlier versions (arrays embedded even for
-    the default); the SHA-256 is checked either way."""
+    the default; a shipped bundle under the name it had then, such as the "paper" bundle as "default"
+    before 2026-12-03); the SHA-256 is checked either way."""
     if "arrays" in config:
         return MetaParams.from_config(config)
     name, expected = config.get("bundle"), config.get("sha256")
-    if name != DEFAULT_BUNDLE_NAME:
-        raise MetaParamsError(f"optimizer config: meta_params names bundle {name!r}; the only bundle referred "
-                              f"to by name is the shipped {DEFAULT_BUNDLE_NAME!r} (others embed their arrays)")
-    params = default_meta_params()
-    if expected != params.fingerprint():
-        raise MetaParamsError(
-            f"optimizer config: meta_params refers to the shipped bundle {name!r} with sha256 {expected!r}, but "
-            f"this hyperadam-keras ships {params.fingerprint()} ({default_bundle_path()}): the config was written "
-            f"with another version; install that version, or pass meta_params= explicitly")
-    return params
+    if name not in SHIPPED_BUNDLE_NAMES:
+        raise MetaParamsError(f"optimizer config: meta_params names bundle {name!r}; the bundles referred to "
+                              f"by name are the shipped ones, {', '.join(map(repr, SHIPPED_BUNDLE_NAMES))} "
+                              f"(others embed their arrays)")
+    for candidate in (name, *SHIPPED_BUNDLE_NAMES):  # its name first, then the names it may have now
+        params = shipped_meta_params(candidate)
+        if expected == params.fingerprint():
+            return params
+    raise MetaParamsError(
+        f"optimizer config: meta_params refers to the shipped bundle {name!r} with sha256 {expected!r}, but "
+        f"this hyperadam-keras ships {shipped_meta_params(name).fingerprint()} ({shipped_bundle_path(name)}) and "
+        f"no other shipped bundle has that sha256: the config was written with another version; install that "
+        f"version, or pass meta_params= explicitly")
 
 
-def default_bundle_path() -> Path:
-    """The shipped default bundle: inside the installed package, or `saved_meta/` of a checkout."""
+def shipped_bundle_path(name: str) -> Path:
+    """A shipped bundle's directory: inside the installed package, or `saved_meta/` of a checkout."""
+    if name not in SHIPPED_BUNDLE_NAMES:
+        raise MetaParamsError(f"no shipped bundle named {name!r}; the shipped bundles are "
+                              f"{', '.join(map(repr, SHIPPED_BUNDLE_NAMES))}")
     candidates = [
-        Path(__file__).resolve().parent / "saved_meta" / DEFAULT_BUNDLE_NAME,  # installed wheel
-        Path(__file__).resolve().parent.parent / "saved_meta" / DEFAULT_BUNDLE_NAME,  # source tree
+        Path(__file__).resolve().parent / "saved_meta" / name,  # installed wheel
+        Path(__file__).resolve().parent.parent / "saved_meta" / name,  # source tree
     ]
     for candidate in candidates:
         if (candidate / META_JSON).is_file():
             return candidate
     raise MetaParamsError(
-        "the default meta-parameter bundle was not found (looked in "
+        f"the shipped meta-parameter bundle {name!r} was not found (looked in "
         + ", ".join(str(c) for c in candidates) + "); reinstall hyperadam-keras")
+
+
+def default_bundle_path() -> Path:
+    """The shipped default bundle: inside the installed package, or `saved_meta/` of a checkout."""
+    return shipped_bundle_path(DEFAULT_BUNDLE_NAME)

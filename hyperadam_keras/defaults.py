@@ -10,18 +10,22 @@ import numpy as np
 PAPER_LEARNING_RATE = 0.005  # α of the paper's meta-training (and of ours): the step the unroll takes
 # HyperAdam's default step: α = 0.001 with each tensor's step capped at 3 % of its scale. Chosen on the
 # validation models (lab/models/validation.py, benchmarks/safe_default.py; docs/safety.md), where the
-# paper's α = 0.005 diverged: an interim default, safe until a bundle adapts its own step.
+# paper's α = 0.005 diverged; the default bundle (since 2026-12-03, meta_training/run10) was meta-trained
+# at this α.
 DEFAULT_LEARNING_RATE = 0.001
 DEFAULT_EPSILON = 1e-24  # ε of the candidate updates m̂ = (m / β̂) / (sqrt(v / γ̂) + ε) (paper)
 DEFAULT_DECAY_AFTER = 100  # the paper's meta-training horizon T, and the shipped bundle's
 DEFAULT_WARMUP_STEPS = None  # W of the linear warm-up min(1, s / W); None: none (the paper)
 DEFAULT_MAX_RELATIVE_STEP = 0.03  # τ of the relative-step cap (equations.cap_relative_step); None: none
 
-# The paper's algorithm with a bundle: `HyperAdam(**PAPER_SETTINGS)` takes the constant step α = 0.005 of
-# its meta-training at every update, with no warm-up and no cap (the equations of docs/equations.md
-# and nothing else; the feature normalization is the bundle's, "norm" for a bundle trained as the paper).
-PAPER_SETTINGS: dict = {"learning_rate": PAPER_LEARNING_RATE, "decay_after": None, "warmup_steps": None,
-                        "max_relative_step": None}
+# The paper's algorithm: `HyperAdam(**PAPER_SETTINGS)` is the shipped "paper" bundle (meta-trained as the
+# paper does: J = H = 20, the paper's feature normalization "norm", α = 0.005, 100-step horizons on the
+# paper's task kinds; the default until 2026-12-03) taking the constant step α = 0.005 of its
+# meta-training at every update, with no warm-up and no cap: the equations of docs/equations.md and
+# nothing else. With another bundle, `HyperAdam(**{**PAPER_SETTINGS, "meta_params": bundle})`.
+PAPER_BUNDLE = "paper"
+PAPER_SETTINGS: dict = {"meta_params": PAPER_BUNDLE, "learning_rate": PAPER_LEARNING_RATE, "decay_after": None,
+                        "warmup_steps": None, "max_relative_step": None}
 
 
 def check_finite_non_negative(name: str, value: object, what: str = "a finite number >= 0") -> float:

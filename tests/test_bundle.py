@@ -13,6 +13,7 @@ import tensorflow as tf
 import numpy_reference as ref
 from hyperadam_keras import (PAPER_SETTINGS, HyperAdam, MetaParams, MetaParamsError, default_bundle_path,
                              load_meta_params, random_meta_params, read_bundle_metadata, save_meta_params)
+from hyperadam_keras.bundle import meta_params_from_config, meta_params_to_config, shipped_bundle_path
 from hyperadam_keras.meta_params import NAMES
 from hyperadam_keras.lab.meta.config import MetaTrainConfig
 
@@ -304,26 +305,62 @@ def test_step_signature_agrees_with_optimizer_and_reference(good_bundle, rms_bun
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_shipped_default_is_the_meta_trained_bundle_of_its_recorded_run():
-    path = default_bundle_path()
+@pytest.mark.parametrize("name, size, run, normalization", [
+    ("default", (8, 8), "meta_training/run10", "rms-clip"),
+    ("paper", (20, 20), "meta_training/run5", "norm"),
+])
+def test_each_shipped_bundle_is_the_meta_trained_bundle_of_its_recorded_run(name, size, run, normalization):
+    path = shipped_bundle_path(name)
     assert (path / "saved_model.pb").is_file()
     params = load_meta_params(path)
-    assert (params.num_candidates, params.hidden) == (20, 20)
+    assert (params.num_candidates, params.hidden) == size and params.feature_normalization == normalization
     meta = read_bundle_metadata(path)
     assert meta["trained"] is True and meta["sha256"] == params.fingerprint()
     assert meta["made_by"]["command"] == "hyperadam-keras meta-train"
     recipe = MetaTrainConfig.from_dict(meta["made_by"]["config"]).recipe()  # a valid, complete recipe
     # It is the best bundle of the committed run directory it names, made by that run's config (so
     # `hyperadam-keras meta-train --config <run>/config.json` reproduces it; resumption is exact).
-    run = REPO / meta["shipped_from"]["run"]
-    assert load_meta_params(run / "best_bundle").fingerprint() == params.fingerprint()
-    assert MetaTrainConfig.from_dict(json.loads((run / "config.json").read_text())).recipe() == recipe
+    assert meta["shipped_from"]["run"] == run
+    assert load_meta_params(REPO / run / "best_bundle").fingerprint() == params.fingerprint()
+    assert MetaTrainConfig.from_dict(json.loads((REPO / run / "config.json").read_text())).recipe() == recipe
     assert meta["validation"]["best_loss"] < meta["validation"]["initial_loss"]
     assert meta["meta_training"]["meta_steps"] >= meta["shipped_from"]["best_at_meta_step"] > 0
     # Meta-training moved the learned parts: the LSTM and the weight cell are not the ensemble's zeros.
     assert params.values["state_cell/kernel"].any() and params.values["weight_cell/kernel"].any()
     assert np.all(np.isfinite(np.concatenate([a.ravel() for a in params.weights()])))
-    assert HyperAdam().meta_params.fingerprint() == params.fingerprint()
+    assert load_meta_params(name).fingerprint() == params.fingerprint()  # by name
+
+
+def test_the_default_and_the_paper_settings_use_their_own_shipped_bundles():
+    default, paper = load_meta_params("default"), load_meta_params("paper")
+    assert default.fingerprint() != paper.fingerprint()
+    assert HyperAdam().meta_params.fingerprint() == default.fingerprint()
+    assert default_bundle_path() == shipped_bundle_path("default")
+    optimizer = HyperAdam(**PAPER_SETTINGS)
+    assert optimizer.meta_params.fingerprint() == paper.fingerprint()
+    assert optimizer.max_relative_step is None and optimizer.decay_after is None
+    assert float(optimizer.learning_rate) == pytest.approx(0.005)
+    # Another bundle at the paper's settings, as the docs say.
+    other = HyperAdam(**{**PAPER_SETTINGS, "meta_params": PARAMS})
+    assert other.meta_params.fingerprint() == PARAMS.fingerprint()
+
+
+def test_a_config_refers_to_a_shipped_bundle_by_name_and_an_earlier_name_still_loads():
+    paper = load_meta_params("paper")
+    assert meta_params_to_config(paper) == {"bundle": "paper", "sha256": paper.fingerprint()}
+    assert meta_params_to_config(load_meta_params("default"))["bundle"] == "default"
+    assert "arrays" in meta_params_to_config(PARAMS)
+    # A .keras file saved before 2026-12-03 names the "paper" bundle "default" (it was the default then).
+    earlier = {"bundle": "default", "sha256": paper.fingerprint()}
+    assert meta_params_from_config(earlier).fingerprint() == paper.fingerprint()
+    with pytest.raises(MetaParamsError, match="no other shipped bundle has that sha256"):
+        meta_params_from_config({"bundle": "default", "sha256": "0" * 64})
+    with pytest.raises(MetaParamsError, match="names bundle 'nope'.*'default', 'paper'"):
+        meta_params_from_config({"bundle": "nope", "sha256": paper.fingerprint()})
+    with pytest.raises(MetaParamsError, match="no shipped bundle named 'nope'"):
+        shipped_bundle_path("nope")
+    with pytest.raises(MetaParamsError, match="not found: nope .*'default', 'paper'"):
+        load_meta_params("nope")
 
 
 def test_shipped_bundle_at_the_paper_settings_beats_adam_at_its_tuned_rate_on_a_deep_sigmoid_mlp():

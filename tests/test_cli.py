@@ -103,7 +103,7 @@ def test_inspect_reports_the_adam_ensemble_gates(tmp_path, capsys):
     assert "J = 20, H = 20" in text and "UNTRAINED" in text and "β: mean" in text
     # The shipped default is inspectable too (its numbers are checked in test_bundle.py).
     assert cli.main(["inspect", str(default_bundle_path()), "--steps", "2"]) == 0
-    assert "J = 20, H = 20" in capsys.readouterr().out
+    assert "J = 8, H = 8" in capsys.readouterr().out
 
 
 class _Pull:
@@ -263,7 +263,7 @@ def test_console_command_prints_no_tensorflow_start_up_lines():
         assert result.returncode == 0, result.stderr
         output = result.stdout + result.stderr
         assert not [noise for noise in TF_NOISE if noise in output], output
-    assert "J = 20, H = 20" in result.stdout
+    assert "J = 8, H = 8" in result.stdout
     assert _console("--verbose", "--help").returncode == 0
 
 

@@ -77,7 +77,7 @@ def test_cli_end_to_end_on_a_tiny_model(tmp_path, capsys):
         assert entry["summary"]["final_loss"]["mean"] == run["final_loss"]
         first_losses.add(run["curve"][0])  # the first batch, before any update: the same loss
     assert len(first_losses) == 1
-    assert hyperadam["summary"]["memory"]["bytes_per_parameter"] == 480
+    assert hyperadam["summary"]["memory"]["bytes_per_parameter"] == 192
     assert adam["summary"]["memory"]["bytes_per_parameter"] == 8
     assert f"| HyperAdam | {DEFAULT_LEARNING_RATE:g} (default, untuned) |" in printed and "| Adam |" in printed
     assert "HyperAdam against tuned Adam: final train loss" in printed and str(json_path) in printed

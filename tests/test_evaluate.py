@@ -157,7 +157,7 @@ def test_evaluate_task_tunes_on_separate_seeds_and_runs_hyperadam_untuned():
                                  jit_compile=False)  # tiny task: a graph compiles faster than XLA
     hyper, sgd = out["HyperAdam"], out["SGD"]
     assert hyper["tuning"] is None and hyper["learning_rate"] == DEFAULT_LEARNING_RATE
-    assert hyper["optimizer"]["kind"] == "hyperadam" and hyper["optimizer"]["num_candidates"] == 20
+    assert hyper["optimizer"]["kind"] == "hyperadam" and hyper["optimizer"]["num_candidates"] == 8
     assert sgd["tuning"]["seeds"] == tune and sgd["learning_rate"] == 1.0  # (1 - lr) = 0 is optimal
     assert [r["seed"] for r in sgd["runs"]] == seeds
     finals = [r["final_loss"] for r in hyper["runs"]]
@@ -222,4 +222,4 @@ def test_suites_are_data_and_a_user_can_add_one(tmp_path):
     assert clean[1].grid == (0.01, 0.1) and noisy[1].grid == evaluate.DEFAULT_GRIDS["SGD-momentum"]
     assert not clean[0].tuned and clean[0].default_lr == DEFAULT_LEARNING_RATE
     two = evaluate.suite_optimizers(suite, suite.tasks[0], [None, str(default_bundle_path())], ["Adam"])
-    assert [o.label for o in two] == ["HyperAdam[default, J=20]", "HyperAdam[default, J=20] #2", "Adam"]
+    assert [o.label for o in two] == ["HyperAdam[default, J=8]", "HyperAdam[default, J=8] #2", "Adam"]

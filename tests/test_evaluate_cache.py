@@ -180,7 +180,7 @@ def test_another_seed_or_learning_rate_is_a_miss(tmp_path, trained):
 
 
 def test_optimizer_identity_holds_hyper_parameters_and_the_meta_parameters_fingerprint():
-    hyper = evaluate.hyperadam_spec(None, label="HyperAdam[default, J=20]")
+    hyper = evaluate.hyperadam_spec(None, label="HyperAdam[default, J=8]")
     identity = evaluate.optimizer_identity(hyper, hyper.factory(0.005))
     assert identity["config"]["meta_params"] == {"sha256": hyper.info["sha256"]}
     assert identity["config"]["epsilon"] == 1e-24 and "label" not in identity

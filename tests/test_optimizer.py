@@ -375,8 +375,8 @@ def test_optimizer_memory():
     p = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     default = optimizer_memory(model)
     assert default["parameters"] == p
-    assert default["bytes_per_parameter"] == 480
-    assert default["state_bytes"] == 480 * p and default["adam_state_bytes"] == 8 * p
+    assert default["bytes_per_parameter"] == 192  # the default bundle: J = H = 8, 4 bytes × (2H + 4J)
+    assert default["state_bytes"] == 192 * p and default["adam_state_bytes"] == 8 * p
     opt = HyperAdam(max_relative_step=None, meta_params=PARAMS)
     assert optimizer_memory(model, optimizer=opt)["bytes_per_parameter"] == 4 * (2 * H + 4 * J)
     opt.build(model.trainable_variables)

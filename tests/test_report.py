@@ -110,13 +110,13 @@ def test_bench_measures_time_to_target_and_state_bytes_per_parameter(tmp_path):
     assert ttt["results"]["Adam"]["reached"] >= 1 and ttt["max_steps"] == 60
     for run in ttt["results"]["Adam"]["runs"]:
         assert (run["steps"] is None) or (run["steps"] % 5 == 0 and run["loss"] <= ttt["target"])
-    # 7 parameters; HyperAdam keeps h, c (H = 20) and m, v, beta_hat, gamma_hat (J = 20): 120 float32.
+    # 7 parameters; HyperAdam keeps h, c (H = 8) and m, v, beta_hat, gamma_hat (J = 8): 48 float32.
     memory = results["memory"]
     assert memory["HyperAdam"]["parameters"] == 7
-    assert memory["HyperAdam"]["bytes_per_parameter"] == 480.0 and memory["Adam"]["bytes_per_parameter"] == 8.0
+    assert memory["HyperAdam"]["bytes_per_parameter"] == 192.0 and memory["Adam"]["bytes_per_parameter"] == 8.0
     paths = report.write_report(results, str(tmp_path))
     text = open(paths["markdown"]).read()
-    assert "| HyperAdam | 7 | 3360 | 480.0 |" in text and "| Adam | 7 | 56 | 8.0 |" in text
+    assert "| HyperAdam | 7 | 1344 | 192.0 |" in text and "| Adam | 7 | 56 | 8.0 |" in text
     assert f"{report.fmt(ttt['target'])}" in text and "Not measured: not run" in text
 
 
