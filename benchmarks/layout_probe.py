@@ -56,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1_000_000, help="coordinates (default 1,000,000)")
     parser.add_argument("--repeats", type=int, default=7, help="timed calls per variant and round (default 7)")
     parser.add_argument("--rounds", type=int, default=4, help="alternating rounds of the two (default 4)")
-    parser.add_argument("--meta-params", default=None, help="bundle path (default: the shipped default)")
+    parser.add_argument("--meta-params", default="paper",
+                        help="bundle path or shipped name (default: 'paper', J = H = 20 with the 'norm' features the "
+                             "probe implements)")
     args = parser.parse_args(argv)
 
     import numpy as np

@@ -8,7 +8,7 @@
 2. `KerasModelTask` turns (model, loss, data) into a meta-training task: every task seed is a fresh
    initialization of your model (from its own Keras initializers) and its own minibatch order.
 3. `meta_train(MetaTrainConfig(...), output_dir, task=task)` meta-trains HyperAdam on it, starting from
-   the shipped default (the untrained Adam ensemble), with truncated unrolls, a meta-validation on
+   the shipped default bundle (its size, features and step α = 0.001), with truncated unrolls, a meta-validation on
    held-out task seeds after every epoch, checkpoints (rerun with --resume to continue an interrupted
    run) and the best meta-parameters exported as a bundle: OUTPUT_DIR/best_bundle.
 4. `HyperAdam(meta_params=OUTPUT_DIR/best_bundle)` trains your model with `fit`, side by side with
@@ -94,6 +94,7 @@ def main(argv=None) -> int:
     import keras
 
     from hyperadam_keras import HyperAdam, default_bundle_path, load_meta_params, read_bundle_metadata
+    from hyperadam_keras.defaults import DEFAULT_LEARNING_RATE
     from hyperadam_keras.lab.meta.config import MetaTrainConfig
     from hyperadam_keras.lab.meta.outer_loop import meta_train
     from hyperadam_keras.lab.tasks import KerasModelTask
@@ -101,8 +102,12 @@ def main(argv=None) -> int:
     train_x, train_y, test_x, test_y = load_data()
     task = KerasModelTask(make_model(), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                           train_x, train_y, batch_size=args.batch_size, test_x=test_x, test_y=test_y)
+    shipped = load_meta_params(default_bundle_path())
+    # Fine-tuning keeps the shipped bundle's size, features and the step it was meta-trained at.
     config = MetaTrainConfig(
-        task="custom", init=str(default_bundle_path()), horizon=args.horizon, truncation=args.truncation,
+        task="custom", init=str(default_bundle_path()), num_candidates=shipped.num_candidates,
+        hidden=shipped.hidden, feature_normalization=shipped.feature_normalization,
+        learning_rate=DEFAULT_LEARNING_RATE, horizon=args.horizon, truncation=args.truncation,
         epochs=args.epochs, meta_batches_per_epoch=args.tasks_per_epoch, validation_tasks=args.validation_tasks,
         meta_learning_rate=args.meta_learning_rate, batch_size=args.batch_size, progress_bar=False)
     print(f"meta-training HyperAdam on {task.name} ({sum(int(np.prod(s)) for s in task.param_shapes())} "

@@ -32,9 +32,9 @@ META_JSON = os.path.join("assets", "meta.json")
 DEFAULT_BUNDLE_NAME = "default"
 # The bundles a release ships, by name: `HyperAdam(meta_params=name)` reads one, and an optimizer config
 # refers to one as {"bundle": name, "sha256": ...} instead of embedding its arrays. "paper": the bundle
-# meta-trained as the paper does (docs/meta-params.md), the default until 2026-12-03.
-PAPER_BUNDLE_NAME = PAPER_BUNDLE
-SHIPPED_BUNDLE_NAMES = (DEFAULT_BUNDLE_NAME, PAPER_BUNDLE_NAME)
+# meta-trained as the paper does (meta_training/run5; `defaults.PAPER_SETTINGS`), the default until
+# 2026-12-03.
+SHIPPED_BUNDLE_NAMES = (DEFAULT_BUNDLE_NAME, PAPER_BUNDLE)
 
 
 def _checkpoint_key(name: str) -> str:

@@ -56,7 +56,7 @@ def test_script_writes_json(tmp_path, capsys):
     out = tmp_path / "floor.json"
     assert script.main(["--n", "2048", "--repeats", "1", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert result["n"] == 2048 and result["num_candidates"] == 20 and result["fraction_of_floor"] > 0
+    assert result["n"] == 2048 and result["num_candidates"] == 8 and result["fraction_of_floor"] > 0
     assert "**floor**" in capsys.readouterr().out
 
 

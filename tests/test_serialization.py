@@ -170,23 +170,30 @@ def test_reference_to_another_default_fails_clearly():
 
 
 def old_format(config: dict) -> dict:
-    """`config` as versions before the bundle reference wrote it: the default's arrays embedded."""
-    return {**config, "meta_params": load_meta_params(default_bundle_path()).to_config()}
+    """`config` as versions before the bundle reference wrote it: the shipped bundle's arrays embedded."""
+    from hyperadam_keras.bundle import meta_params_from_config
+    return {**config, "meta_params": meta_params_from_config(config["meta_params"]).to_config()}
 
 
 def test_config_of_earlier_versions_with_embedded_default_arrays_loads():
-    config = json.loads(json.dumps(old_format(HyperAdam(learning_rate=0.002, decay_after=None).get_config())))
+    """Earlier versions embedded the arrays of the default of their time, now the "paper" bundle."""
+    optimizer = HyperAdam(meta_params="paper", learning_rate=0.002, decay_after=None)
+    config = json.loads(json.dumps(old_format(optimizer.get_config())))
     assert len(config["meta_params"]["arrays"]["state_cell/kernel"]) == 40
     clone = HyperAdam.from_config(config)
-    assert clone.meta_params.fingerprint() == load_meta_params(default_bundle_path()).fingerprint()
+    assert clone.meta_params.fingerprint() == load_meta_params("paper").fingerprint()
     assert clone.decay_after is None and np.isclose(float(clone.learning_rate), 0.002)
     # and it is written back in the new, small form
+    assert clone.get_config()["meta_params"]["bundle"] == "paper"
+    # The same for today's default.
+    clone = HyperAdam.from_config(json.loads(json.dumps(old_format(HyperAdam().get_config()))))
+    assert clone.meta_params.fingerprint() == load_meta_params(default_bundle_path()).fingerprint()
     assert clone.get_config()["meta_params"]["bundle"] == "default"
 
 
-def default_model():
+def default_model(**settings):
     model = new_model()
-    model.compile(optimizer=HyperAdam(jit_compile=False),
+    model.compile(optimizer=HyperAdam(jit_compile=False, **settings),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
     return model
 
@@ -218,9 +225,10 @@ def test_keras_file_of_the_default_optimizer_is_small_and_continues_identically(
 
 
 def test_keras_file_of_an_earlier_version_loads(tmp_path):
-    """A `.keras` file whose optimizer config embeds the default's arrays (as earlier versions wrote it)."""
+    """A `.keras` file whose optimizer config embeds the default's arrays (as earlier versions wrote it;
+    their default is the "paper" bundle now)."""
     import zipfile
-    model = default_model()
+    model = default_model(meta_params="paper")
     fit(model)
     new_path, old_path = tmp_path / "new.keras", tmp_path / "old.keras"
     model.save(new_path)

@@ -83,7 +83,7 @@ def test_tf_checkpoint_of_the_earlier_layout_where_every_slot_is_ambiguous(built
     """A lone (20,) variable: every slot is (20, 20) in both layouts; this version writes such slots as
     (20, 20, 1), so a (20, 20) one is the earlier layout's (built, or restored when `apply` builds it)."""
     variable = tf.Variable(np.zeros(20, np.float32))
-    optimizer = HyperAdam()
+    optimizer = HyperAdam(meta_params="paper")  # J = H = 20, the fixtures' bundle
     if built:
         optimizer.build([variable])
     status = tf.train.Checkpoint(variable=variable, optimizer=optimizer).read(str(FIXTURES / "bias_only"))
@@ -101,15 +101,15 @@ def test_tf_checkpoint_of_this_layout_keeps_ambiguous_slots_as_they_are(tmp_path
     transposed, and training on equals never stopping."""
     start = np.linspace(-1.0, 1.0, 20).astype(np.float32)
     never = tf.Variable(start)
-    never_opt = HyperAdam()
+    never_opt = HyperAdam(meta_params="paper")  # J = H = 20: every slot of a (20,) variable is (20, 20)
     _bias_only_run(never_opt, never, 6)
 
-    variable, optimizer = tf.Variable(start), HyperAdam()
+    variable, optimizer = tf.Variable(start), HyperAdam(meta_params="paper")
     _bias_only_run(optimizer, variable, 3)
     prefix = tf.train.Checkpoint(variable=variable, optimizer=optimizer).write(str(tmp_path / "ckpt"))
     stored = dict(tf.train.list_variables(prefix))
     assert sorted(shape for shape in stored.values() if len(shape) == 3) == [[20, 20, 1]] * 6
-    restored_variable, restored = tf.Variable(np.zeros(20, np.float32)), HyperAdam()
+    restored_variable, restored = tf.Variable(np.zeros(20, np.float32)), HyperAdam(meta_params="paper")
     restored.build([restored_variable])
     tf.train.Checkpoint(variable=restored_variable, optimizer=restored).read(prefix).assert_existing_objects_matched()
     for name, slot in optimizer.slots(variable).items():

@@ -27,9 +27,10 @@ SOURCES = ("setup.cfg", "pyproject.toml", "README.md", "hyperadam_keras", "saved
 CHECK = """
 import json, hyperadam_keras
 from hyperadam_keras import HyperAdam, default_bundle_path
-opt = HyperAdam()
+opt, paper = HyperAdam(), HyperAdam(**hyperadam_keras.PAPER_SETTINGS)
 print(json.dumps({"module": hyperadam_keras.__file__, "bundle": str(default_bundle_path()),
-                  "fingerprint": opt.meta_params.fingerprint(), "J": opt.num_candidates}))
+                  "fingerprint": opt.meta_params.fingerprint(), "J": opt.num_candidates,
+                  "paper_fingerprint": paper.meta_params.fingerprint(), "paper_J": paper.num_candidates}))
 """
 
 
@@ -85,7 +86,8 @@ def test_wheel_installs_and_finds_default_bundle(tmp_path, wheel):
     # Non-editable install of the wheel into the temporary venv (pip of this interpreter, --target).
     run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(purelib),
          str(wheel)])
-    assert (purelib / "hyperadam_keras" / "saved_meta" / "default" / "assets" / "meta.json").is_file()
+    for name in ("default", "paper"):
+        assert (purelib / "hyperadam_keras" / "saved_meta" / name / "assets" / "meta.json").is_file()
 
     outside = tmp_path / "elsewhere"
     outside.mkdir()
@@ -97,7 +99,9 @@ def test_wheel_installs_and_finds_default_bundle(tmp_path, wheel):
     assert Path(report["bundle"]).resolve().is_relative_to(venv_root), report
     assert not Path(report["bundle"]).resolve().is_relative_to(REPO / "saved_meta")
     shipped = load_meta_params(REPO / "saved_meta" / "default")  # the checkout's bundle, read directly
-    assert report["fingerprint"] == shipped.fingerprint() and report["J"] == 20
+    assert report["fingerprint"] == shipped.fingerprint() and report["J"] == 8
+    paper = load_meta_params(REPO / "saved_meta" / "paper")
+    assert report["paper_fingerprint"] == paper.fingerprint() and report["paper_J"] == 20
 
 
 LEAN_CHECK = """

@@ -2,7 +2,8 @@
 small model trained 3 steps by `HyperAdam()` with the state layout of versions up to 2026-12-01 (slots
 of shape S + (K,), coordinates first), and the weights and slots after 3 more steps, as that version
 computed them. Run once at commit f988e4c (the last [n, K] version); kept to show how the files were
-made. Re-running it with a later version would write that version's layout, not this one.
+made. Re-running it with a later version would write that version's layout, not this one. `HyperAdam()`
+then ran the bundle shipped as "paper" since 2026-12-03: the optimizers below name it.
 
     python tests/data/state_layout_v1/make_fixtures.py
 """
@@ -30,7 +31,7 @@ def model():
     """Dense(20) on 5 inputs: its bias (20,) has slots (20, 20) in either layout (the ambiguous case)."""
     keras.utils.set_random_seed(0)
     net = keras.Sequential([keras.Input((5,)), keras.layers.Dense(20, activation="sigmoid"), keras.layers.Dense(1)])
-    net.compile(optimizer=HyperAdam(), loss="mse")
+    net.compile(optimizer=HyperAdam(meta_params="paper"), loss="mse")
     return net
 
 
@@ -47,7 +48,7 @@ def slots(net):
 def bias_only():
     """A lone variable of shape (20,) updated by `apply`: every slot is ambiguous by shape."""
     variable = tf.Variable(np.linspace(-1.0, 1.0, 20).astype(np.float32), name="bias_only")
-    optimizer = HyperAdam()
+    optimizer = HyperAdam(meta_params="paper")
     target = np.linspace(1.0, -1.0, 20).astype(np.float32)
     for _ in range(3):
         with tf.GradientTape() as tape:
