@@ -273,7 +273,7 @@ def meta_params_from_config(config: Mapping) -> MetaParams:
         raise MetaParamsError(f"optimizer config: meta_params names bundle {name!r}; the bundles referred to "
                               f"by name are the shipped ones, {', '.join(map(repr, SHIPPED_BUNDLE_NAMES))} "
                               f"(others embed their arrays)")
-    for candidate in (name, *SHIPPED_BUNDLE_NAMES):  # its name first, then the names it may have now
+    for candidate in dict.fromkeys((name, *SHIPPED_BUNDLE_NAMES)):  # its name first, then the others
         params = shipped_meta_params(candidate)
         if expected == params.fingerprint():
             return params
