@@ -297,3 +297,25 @@ def test_diverse_family_varies_its_tasks_and_holds_none_of_an_evaluation_suite()
     assert len({t.init_std for t in mlps}) >= 4 and len({t.activation for t in mlps}) == 4
     sizes = [sum(int(np.prod(p.shape)) for p in t.init_params(0)) for t in family]
     assert max(sizes) < 80_000 and min(sizes) < 2_000  # second-order unrolls fit in memory; scales vary
+
+
+def test_diverse_large_step_family_is_diverse_plus_four_tasks_none_of_an_evaluation_suite():
+    from hyperadam_keras.lab.eval import suites
+    from hyperadam_keras.lab.meta.families import LARGE_STEP_SPARSE, TASKS, build_task
+    from hyperadam_keras.lab.tasks import MLPTask, SineLSTMTask
+
+    diverse = build_task(dataclasses.replace(TINY, task="diverse"))
+    family = build_task(dataclasses.replace(TINY, task="diverse-large-step"))
+    assert len(family) == len(diverse) + len(LARGE_STEP_SPARSE) + 2 == len(TASKS["diverse-large-step"].members)
+    assert TASKS["diverse-large-step"].members[:len(diverse)] == TASKS["diverse"].members
+    added = family[len(diverse):]
+    sparse = [t for t in added if t.name.startswith("sparse")]
+    assert len(sparse) == len(LARGE_STEP_SPARSE) and all(isinstance(t, MLPTask) for t in sparse)
+    assert {t.images.shape[1] for t in sparse} == {f for f, *_ in LARGE_STEP_SPARSE}
+    logistic = [t for t in added if isinstance(t, MLPTask) and t.hidden_layers == 0 and t.images.shape[1] == 784]
+    lstm = [t for t in added if isinstance(t, SineLSTMTask)]
+    assert len(logistic) == 1 and len(lstm) == 1 and lstm[0].init_std == 0.01
+    assert not any(spec.kind == "sparse-features" for suite in suites.SUITES.values() for spec in suite.tasks)
+    suite_mlps = {(t.name, t.init_std, t.batch_size) for t in (
+        suites.build_task(spec) for suite in suites.SUITES.values() for spec in suite.tasks if spec.kind == "mlp")}
+    assert (logistic[0].name, logistic[0].init_std, logistic[0].batch_size) not in suite_mlps

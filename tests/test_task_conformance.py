@@ -33,6 +33,8 @@ CASES = {
     "keras-model": (_keras_model_kwargs, True),
     "random-scaling": (lambda: {"task": {"kind": "quadratic"}, "log_scale_range": 1.0}, False),
     "paper-meta-training": (lambda: {"batch_size": 32}, True),
+    "sparse-features": (lambda: {"features": 50, "active": 4, "examples": 256, "hidden_layers": 1,
+                                 "batch_size": 32}, True),
 }
 
 

@@ -408,3 +408,33 @@ def test_keras_task_materializes_a_batched_dataset_and_rejects_an_unbatched_one(
     np.testing.assert_array_equal(task.y, labels)
     with pytest.raises(ValueError, match="batch"):
         KerasModelTask(_small_model(), "sparse_categorical_crossentropy", dataset)
+
+
+def test_sparse_feature_data_is_deterministic_zipf_counts_and_gives_sparse_first_layer_gradients():
+    from hyperadam_keras.lab.tasks.registry import build
+    from hyperadam_keras.lab.tasks.sparse_features import sparse_feature_data
+
+    counts, labels = sparse_feature_data(features=300, active=6, examples=2000, data_seed=3)
+    again, labels_again = sparse_feature_data.__wrapped__(features=300, active=6, examples=2000, data_seed=3)
+    np.testing.assert_array_equal(counts, again)
+    np.testing.assert_array_equal(labels, labels_again)
+    assert counts.shape == (2000, 300) and counts.dtype == np.float32 and labels.dtype == np.int32
+    np.testing.assert_array_equal(counts.sum(axis=1), 6.0)  # `active` draws per example, repeats counted
+    frequency = counts.sum(axis=0)
+    assert frequency[:10].sum() > 5 * frequency[-10:].sum()  # Zipf-like: the first features are common
+    assert len(np.unique(labels)) == 10 and np.bincount(labels).max() < 0.5 * len(labels)
+    other, _ = sparse_feature_data.__wrapped__(features=300, active=6, examples=2000, data_seed=4)
+    assert not np.array_equal(counts, other)
+    with pytest.raises(ValueError, match="active must be a positive int"):
+        sparse_feature_data(features=300, active=0)
+
+    task = build("sparse-features", features=300, active=6, examples=2000, data_seed=3, hidden_layers=0,
+                 batch_size=32)
+    assert task.name.startswith("sparse300x6-") and task.param_shapes() == [(300, 10), (10,)]
+    params = task.init_params(0)
+    kernel_grad = _grads(task, params, task.sample_batch(0, 0))[1][0].numpy()
+    zero_rows = np.all(kernel_grad == 0.0, axis=1)
+    # A batch of 32 examples of 6 features each touches at most 192 of the 300 rows.
+    assert zero_rows.mean() > 0.35
+    batch = task.sample_batch(0, 0)[0].numpy()
+    np.testing.assert_array_equal(zero_rows, batch.sum(axis=0) == 0)

