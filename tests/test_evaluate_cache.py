@@ -261,9 +261,8 @@ def test_cli_cache_dir(tmp_path, capsys, trained):
 # paper-table1's HyperAdam runs of seed 0 gave the same final losses, to the bit, as the previous code;
 # and for `state_dtype` (a float32 state, the default, is op for op as before: its casts are no ops; a
 # bfloat16 state is in the optimizer's config, which `optimizer_identity` keeps): the same two runs again
-# identical to the bit; and for the "sparse-features" task kind (lab/tasks/sparse_features.py added to the
-# files; the registry gains a builder and no existing kind changes).
-TRAINING_CODE_SHA256 = "fa2e271bcf03cac7e0b941416334156771f27b8946bfb5e025004dff362dbef0"
+# identical to the bit.
+TRAINING_CODE_SHA256 = "d36f55a9269005d39f27f93eb1e83a7ca6638b178eb0b013dc2cbe77b079f4fa"
 
 
 def test_the_training_code_is_the_one_the_cache_version_was_recorded_for():

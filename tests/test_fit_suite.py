@@ -191,3 +191,15 @@ def test_cache_summary_reports_the_bundles_finished_runs_beside_the_baselines(tm
     assert "| task-a | 0,1 | 0.2 | 0.4 | 0.50 | 0.8500 | 0.8500 | 0 |" in out
     assert "| task-b | none | – | 0.4 | – |" in out
     assert "Tasks with runs: 1; at most tuned Adam's mean on 1; geometric mean of the ratios 0.50" in out
+
+
+def test_a_fit_run_cache_that_cannot_write_warns_and_leaves_no_temporary_file(tmp_path, capsys):
+    cache = fit_suite.FitRunCache(tmp_path)
+    os.makedirs(tmp_path / "blocked.json")  # a directory where the file should go: the rename fails
+    cache.store("blocked", {"seed": 0}, {"final_loss": 1.0})
+    warning = capsys.readouterr().err
+    assert "could not write" in warning and "blocked.json" in warning
+    assert sorted(os.listdir(tmp_path)) == ["blocked.json"] and os.path.isdir(tmp_path / "blocked.json")
+    assert cache.load("blocked") is None
+    cache.store("written", {"seed": 1}, {"final_loss": 2.0})
+    assert cache.load("written") == {"final_loss": 2.0}

@@ -33,14 +33,15 @@ CASES = {
     "keras-model": (_keras_model_kwargs, True),
     "random-scaling": (lambda: {"task": {"kind": "quadratic"}, "log_scale_range": 1.0}, False),
     "paper-meta-training": (lambda: {"batch_size": 32}, True),
-    "sparse-features": (lambda: {"features": 50, "active": 4, "examples": 256, "hidden_layers": 1,
+    # not in the registry's table (meta-training only; lab/tasks/sparse_features.py says why)
+    "hyperadam_keras.lab.tasks.sparse_features:build_sparse_features": (lambda: {"features": 50, "active": 4, "examples": 256, "hidden_layers": 1,
                                  "batch_size": 32}, True),
 }
 
 
 def test_every_registered_kind_has_a_case():
     # The package's own kinds (other tests register kinds of their own in the same table).
-    assert set(CASES) == {kind for kind, builder in TASK_KINDS.items() if builder.__module__ == registry.__name__}
+    assert {kind for kind in CASES if ":" not in kind} == {kind for kind, builder in TASK_KINDS.items() if builder.__module__ == registry.__name__}
 
 
 def _arrays(nest) -> list:

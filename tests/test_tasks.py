@@ -428,7 +428,7 @@ def test_sparse_feature_data_is_deterministic_zipf_counts_and_gives_sparse_first
     with pytest.raises(ValueError, match="active must be a positive int"):
         sparse_feature_data(features=300, active=0)
 
-    task = build("sparse-features", features=300, active=6, examples=2000, data_seed=3, hidden_layers=0,
+    task = build("hyperadam_keras.lab.tasks.sparse_features:build_sparse_features", features=300, active=6, examples=2000, data_seed=3, hidden_layers=0,
                  batch_size=32)
     assert task.name.startswith("sparse300x6-") and task.param_shapes() == [(300, 10), (10,)]
     params = task.init_params(0)

