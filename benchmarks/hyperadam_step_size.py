@@ -16,12 +16,22 @@ and stored beside them.
     python benchmarks/hyperadam_step_size.py --suite paper-long --task all --lr 0.005 --cosine --decay-after none \\
         --seeds 0 1 \\
         --compare-json benchmarks/paper-long/paper-long.json --json benchmarks/paper-long/long_schedule.json
+
+`--summary` reads such JSONs back (several: one invocation per seed, as for paper-cnn's 20 seeds) and prints,
+per task and step size, how many seeds trained (finite, below the initial loss and below chance,
+`CHANCE_FRACTION` of ln 10), the final losses' mean, median and maximum, the test accuracy, and against
+each optimizer of the --compare-json suite runs on the same seeds: its mean and median, on how many seeds
+HyperAdam's loss is lower, and (from the suite JSON, where it is on disk) its mean test accuracy and on how
+many seeds HyperAdam's is at least as high:
+
+    python benchmarks/hyperadam_step_size.py --summary benchmarks/paper-cnn/run10_cnn2_seeds0-19.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -83,13 +93,84 @@ def suite_runs(suite_json: dict, task_name: str, steps: int, seeds: list[int]) -
     return columns
 
 
+# A run "trained" when its final loss is finite, below its first minibatch loss, and below this fraction of
+# ln 10 (a 10-class classifier at chance); the suites' CNNs start near ln 10 = 2.30.
+CHANCE_FRACTION = 0.9
+
+
+def _trained(run: dict) -> bool:
+    loss, first = run["final_loss"], (run.get("minibatch_loss_every_100_steps") or [math.inf])[0]
+    return math.isfinite(loss) and loss < first and loss < CHANCE_FRACTION * math.log(10)
+
+
+def _suite_accuracies(compare_json: str | None, task: str, seeds: list[int]) -> dict[str, list[float | None]]:
+    """Test accuracy per seed of each optimizer of a suite JSON (labels as `suite_runs` writes them)."""
+    if not compare_json or not os.path.exists(compare_json):
+        return {}
+    with open(compare_json) as f:
+        found = next((t for t in json.load(f)["tasks"] if t["name"] == task), None)
+    if found is None:
+        return {}
+    columns = {}
+    for label, result in found["results"].items():
+        by_seed = {r["seed"]: (r.get("test") or {}).get("test_accuracy") for r in result["runs"]}
+        columns[f"{label} (lr {result['learning_rate']:g}, suite)"] = [by_seed.get(seed) for seed in seeds]
+    return columns
+
+
+def summarize_runs(paths: list[str]) -> list[str]:
+    """The summary lines of `--summary` for the runs of these JSONs (a run of a (task, lr, seed) once)."""
+    runs, suite_losses, compare_jsons = {}, {}, {}
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        for run in data["runs"]:
+            runs[(run["task"], run["learning_rate"], run["seed"])] = run
+        for task, columns in (data.get("suite_runs") or {}).items():
+            seeds = sorted(r["seed"] for r in data["runs"] if r["task"] == task)
+            for label, values in columns.items():
+                suite_losses.setdefault(task, {}).setdefault(label, {}).update(zip(seeds, values))
+            compare_jsons[task] = data.get("compare_json")
+    lines = []
+    for task, lr in sorted({(t, lr) for t, lr, _ in runs}):
+        mine = [runs[key] for key in sorted(runs) if key[:2] == (task, lr)]
+        seeds = [run["seed"] for run in mine]
+        losses = np.array([run["final_loss"] for run in mine])
+        accuracies = [(run.get("test") or {}).get("test_accuracy") for run in mine]
+        line = (f"{task} lr {lr:g}: {sum(map(_trained, mine))}/{len(mine)} seeds trained; final loss mean "
+                f"{np.mean(losses):.3g} ± {np.std(losses, ddof=1) if len(losses) > 1 else 0.0:.2g}, median "
+                f"{np.median(losses):.3g}, max {np.max(losses):.3g}")
+        if None not in accuracies:
+            line += f"; test accuracy {np.mean(accuracies):.3f} ({min(accuracies):.3f}-{max(accuracies):.3f})"
+        lines.append(line)
+        suite_accuracy = _suite_accuracies(compare_jsons.get(task), task, seeds)
+        for label, by_seed in (suite_losses.get(task) or {}).items():
+            theirs = [by_seed.get(seed) for seed in seeds]
+            pairs = [(a, b) for a, b in zip(losses, theirs) if b is not None]
+            if not pairs:
+                continue
+            values = [b for _, b in pairs]
+            line = (f"  {label}: mean {np.mean(values):.3g}, median {np.median(values):.3g}; HyperAdam lower on "
+                    f"{sum(a < b for a, b in pairs)}/{len(pairs)}")
+            their_accuracy = suite_accuracy.get(label)
+            if their_accuracy and None not in accuracies:
+                both = [(a, b) for a, b in zip(accuracies, their_accuracy) if b is not None]
+                if both:
+                    line += (f"; test accuracy {np.mean([b for _, b in both]):.3f}, HyperAdam's at least as high "
+                             f"on {sum(a >= b for a, b in both)}/{len(both)}")
+            lines.append(line)
+    return lines
+
+
 def _mean_std(values: list[float]) -> str:
     std = np.std(values, ddof=1) if len(values) > 1 else 0.0
     return f"{np.mean(values):.4f} ± {std:.4f} over {len(values)} seeds"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--summary", nargs="+", default=None, metavar="JSON",
+                        help="print the summary of these --json outputs and exit (trains nothing)")
     parser.add_argument("--suite", default="paper-cnn")
     parser.add_argument("--task", nargs="+", default=["cnn-2"], help="task names of the suite, or 'all'")
     parser.add_argument("--lr", type=float, nargs="+", default=[0.005, 0.002],
@@ -109,7 +190,10 @@ def main() -> None:
     parser.add_argument("--compare-json", default=None,
                         help="a suite's JSON (hyperadam-keras evaluate) whose runs of the same seeds to show alongside")
     parser.add_argument("--json", default=None, help="write the numbers here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.summary:
+        print("\n".join(summarize_runs(args.summary)))
+        return
     if args.warmup_steps and args.cosine:
         parser.error("choose --warmup-steps or --cosine, not both")
 

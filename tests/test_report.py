@@ -133,3 +133,32 @@ def test_benchmarks_markdown_summarizes_against_the_best_baseline_and_links_imag
                    f"{'HyperAdam' if h['mean'] < b['mean'] else 'baseline'} |")
     assert "Shipped bundle: untrained." in text
     assert "![loss curves](runs/tiny-report/tiny-report_curves.png)" in text
+
+
+def test_step_size_summary_counts_seeds_by_hand(tmp_path, capsys):
+    """`benchmarks/hyperadam_step_size.py --summary` over two per-seed JSONs: trained seeds (one at chance),
+    mean/median/max, and per suite optimizer the seeds where HyperAdam is lower and its accuracy as high."""
+    from test_floor import load_script
+
+    suite = {"tasks": [{"name": "cnn-2", "steps": 200, "results": {"Adam": {"learning_rate": 0.01, "runs": [
+        {"seed": s, "final_loss": loss, "test": {"test_accuracy": acc}}
+        for s, loss, acc in ((0, 0.02, 0.95), (1, 0.02, 0.95), (2, 0.02, 0.90))]}}}]}
+    (tmp_path / "suite.json").write_text(json.dumps(suite))
+
+    def run(seed, loss, accuracy, first=2.3):
+        return {"task": "cnn-2", "learning_rate": 0.001, "seed": seed, "final_loss": loss,
+                "test": {"test_accuracy": accuracy}, "minibatch_loss_every_100_steps": [first, loss]}
+
+    for name, runs in (("a.json", [run(0, 0.01, 0.96), run(1, 0.04, 0.94)]), ("b.json", [run(2, 2.25, 0.10)])):
+        seeds = [r["seed"] for r in runs]
+        (tmp_path / name).write_text(json.dumps({
+            "runs": runs, "compare_json": str(tmp_path / "suite.json"),
+            "suite_runs": {"cnn-2": {"Adam (lr 0.01, suite)": [0.02 for _ in seeds]}}}))
+    script = load_script("hyperadam_step_size")
+    script.main(["--summary", str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+    lines = capsys.readouterr().out.splitlines()
+    # 2.25 is above 0.9 ln 10 = 2.07: at chance, so 2 of 3 trained
+    assert lines[0].startswith("cnn-2 lr 0.001: 2/3 seeds trained; final loss mean 0.767")
+    assert "median 0.04, max 2.25; test accuracy 0.667 (0.100-0.960)" in lines[0]
+    assert lines[1] == ("  Adam (lr 0.01, suite): mean 0.02, median 0.02; HyperAdam lower on 1/3; test accuracy "
+                        "0.933, HyperAdam's at least as high on 1/3")
