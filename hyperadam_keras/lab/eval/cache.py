@@ -189,10 +189,9 @@ class RunCache:
                 "trained": self.misses}
 
 
-def write_cache_file(path: str, text: str) -> bool:
+def write_cache_file(path: str, text: str) -> None:
     """Writes `text` to `path` atomically (a unique temporary file, synced, then renamed). A failure to
-    write only warns and removes the temporary file (a cache is an optimization: the caller goes on);
-    returns whether the file was written."""
+    write only warns and removes the temporary file (a cache is an optimization: the caller goes on)."""
     temporary = f"{path}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"  # unique per writer; never read
     try:
         with open(temporary, "x", encoding="utf-8") as f:
@@ -200,12 +199,10 @@ def write_cache_file(path: str, text: str) -> bool:
             f.flush()
             os.fsync(f.fileno())  # the data is on disk before the name points to it
         os.replace(temporary, path)
-        return True
     except OSError as error:
         _warn(f"run cache: could not write {path} ({error})")
         with contextlib.suppress(OSError):
             os.remove(temporary)
-        return False
 
 
 def _warn(message: str) -> None:
