@@ -79,17 +79,27 @@ def decay_after_argument(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected 'none' or an integer >= 1, got {text!r}") from error
 
 
-def suite_runs(suite_json: dict, task_name: str, steps: int, seeds: list[int]) -> dict[str, list[float | None]]:
-    """Final loss per seed of every optimizer in a suite's JSON for one task (None for a seed it lacks)."""
+def suite_columns(suite_json: dict, task_name: str, seeds: list[int], value) -> dict[str, list] | None:
+    """`value(run)` per seed of every optimizer in a suite's JSON for one task (None for a seed it lacks),
+    keyed "label (lr …, suite)"; None when the JSON has no such task."""
     task = next((t for t in suite_json["tasks"] if t["name"] == task_name), None)
     if task is None:
-        raise ValueError(f"task {task_name!r} is not in the comparison JSON")
-    if task["steps"] != steps:
-        raise ValueError(f"the comparison JSON ran {task_name} for {task['steps']} steps, this run {steps}")
+        return None
     columns = {}
     for label, result in task["results"].items():
-        by_seed = {run["seed"]: run["final_loss"] for run in result["runs"]}
+        by_seed = {run["seed"]: value(run) for run in result["runs"]}
         columns[f"{label} (lr {result['learning_rate']:g}, suite)"] = [by_seed.get(seed) for seed in seeds]
+    return columns
+
+
+def suite_runs(suite_json: dict, task_name: str, steps: int, seeds: list[int]) -> dict[str, list[float | None]]:
+    """Final loss per seed of every optimizer in a suite's JSON for one task (None for a seed it lacks)."""
+    columns = suite_columns(suite_json, task_name, seeds, lambda run: run["final_loss"])
+    if columns is None:
+        raise ValueError(f"task {task_name!r} is not in the comparison JSON")
+    steps_run = next(t["steps"] for t in suite_json["tasks"] if t["name"] == task_name)
+    if steps_run != steps:
+        raise ValueError(f"the comparison JSON ran {task_name} for {steps_run} steps, this run {steps}")
     return columns
 
 
@@ -104,18 +114,12 @@ def _trained(run: dict) -> bool:
 
 
 def _suite_accuracies(compare_json: str | None, task: str, seeds: list[int]) -> dict[str, list[float | None]]:
-    """Test accuracy per seed of each optimizer of a suite JSON (labels as `suite_runs` writes them)."""
+    """Test accuracy per seed of each optimizer of a suite JSON on disk (`suite_columns`), else {}."""
     if not compare_json or not os.path.exists(compare_json):
         return {}
     with open(compare_json) as f:
-        found = next((t for t in json.load(f)["tasks"] if t["name"] == task), None)
-    if found is None:
-        return {}
-    columns = {}
-    for label, result in found["results"].items():
-        by_seed = {r["seed"]: (r.get("test") or {}).get("test_accuracy") for r in result["runs"]}
-        columns[f"{label} (lr {result['learning_rate']:g}, suite)"] = [by_seed.get(seed) for seed in seeds]
-    return columns
+        suite_json = json.load(f)
+    return suite_columns(suite_json, task, seeds, lambda run: (run.get("test") or {}).get("test_accuracy")) or {}
 
 
 def summarize_runs(paths: list[str]) -> list[str]:
@@ -127,7 +131,8 @@ def summarize_runs(paths: list[str]) -> list[str]:
         for run in data["runs"]:
             runs[(run["task"], run["learning_rate"], run["seed"])] = run
         for task, columns in (data.get("suite_runs") or {}).items():
-            seeds = sorted(r["seed"] for r in data["runs"] if r["task"] == task)
+            # suite_runs holds the invocation's --seeds in order, which its runs of the first step size follow
+            seeds = list(dict.fromkeys(r["seed"] for r in data["runs"] if r["task"] == task))
             for label, values in columns.items():
                 suite_losses.setdefault(task, {}).setdefault(label, {}).update(zip(seeds, values))
             compare_jsons[task] = data.get("compare_json")

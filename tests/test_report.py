@@ -162,3 +162,22 @@ def test_step_size_summary_counts_seeds_by_hand(tmp_path, capsys):
     assert "median 0.04, max 2.25; test accuracy 0.667 (0.100-0.960)" in lines[0]
     assert lines[1] == ("  Adam (lr 0.01, suite): mean 0.02, median 0.02; HyperAdam lower on 1/3; test accuracy "
                         "0.933, HyperAdam's at least as high on 1/3")
+
+
+def test_step_size_summary_pairs_suite_runs_with_the_invocations_seed_order_over_two_step_sizes(tmp_path, capsys):
+    """One invocation with --lr 0.002 0.001 --seeds 2 0: suite_runs lists seeds 2, 0 in that order."""
+    from test_floor import load_script
+
+    runs = [{"task": "t", "learning_rate": lr, "seed": seed, "final_loss": loss, "test": None,
+             "minibatch_loss_every_100_steps": [2.3, loss]}
+            for lr, seed, loss in ((0.002, 2, 0.5), (0.002, 0, 0.1), (0.001, 2, 0.05), (0.001, 0, 0.3))]
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps({"runs": runs, "compare_json": None,
+                                "suite_runs": {"t": {"Adam (lr 0.01, suite)": [0.2, 0.4]}}}))  # seed 2, seed 0
+    load_script("hyperadam_step_size").main(["--summary", str(path)])
+    lines = capsys.readouterr().out.splitlines()
+    # lr 0.001: seeds 0, 2 lose 0.3 / 0.05 against Adam's 0.4 / 0.2: lower on both; lr 0.002: 0.1 < 0.4, 0.5 > 0.2
+    assert lines[0].startswith("t lr 0.001: 2/2 seeds trained")
+    assert lines[1] == "  Adam (lr 0.01, suite): mean 0.3, median 0.3; HyperAdam lower on 2/2"
+    assert lines[2].startswith("t lr 0.002: 2/2 seeds trained")
+    assert lines[3] == "  Adam (lr 0.01, suite): mean 0.3, median 0.3; HyperAdam lower on 1/2"
