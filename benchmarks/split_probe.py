@@ -50,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     scalars = (tf.constant(0.001), tf.constant(0.0), grad_sq, col_sq, tf.constant(True))
     one_call = update.compiled_coordinate_update(params.num_candidates, params.hidden, 1e-24, clip, None)
 
-    def parts_of(count):
-        return list(zip(*(lambda b: (b[:-1], b[1:]))(np.linspace(0, n, count + 1).astype(int))))
+    def parts_of(count):  # [(start, stop)] of `count` column parts of near-equal size
+        bounds = np.linspace(0, n, count + 1).astype(int)
+        return list(zip(bounds[:-1], bounds[1:]))
 
     def plain(g, st, w):
         return update.coordinate_update(meta, g, st, w, *scalars, epsilon=1e-24, feature_clip=clip)
