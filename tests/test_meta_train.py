@@ -192,11 +192,26 @@ def test_init_weight_sum_scales_the_starting_ensemble_and_old_configs_still_resu
     run = tmp_path / "old"
     meta_train(dataclasses.replace(TINY, epochs=1, meta_batches_per_epoch=1, validation_tasks=1), run)
     saved = json.loads((run / "config.json").read_text())
-    for key in ("init_weight_sum", "validation_metric", "meta_objective", "feature_normalization"):
+    for key in ("init_weight_sum", "validation_metric", "meta_objective", "feature_normalization", "decay_after"):
         del saved[key]
     (run / "config.json").write_text(json.dumps(saved))
     resumed = meta_train(load_run_config(run, epochs=1), run, resume=True)
     assert resumed.complete
+
+
+def test_decay_after_reaches_the_trainers_unrolls_and_is_checked():
+    for bad in (0, 2.5, "100"):
+        with pytest.raises(ValueError, match="decay_after"):
+            dataclasses.replace(TINY, decay_after=bad)
+    seeds = validation_task_seeds(TINY)
+
+    def validation_loss(decay_after):
+        return MetaTrainer(dataclasses.replace(TINY, decay_after=decay_after), _quadratic_rs()).validate(seeds)
+
+    constant = validation_loss(None)
+    # No decay within the horizon of 10 steps: the same run, bit for bit; from step 1 on: another run.
+    assert validation_loss(TINY.horizon) == constant
+    assert abs(validation_loss(1) - constant) > 1e-3 * constant
 
 
 def test_rms_feature_normalization_is_trained_with_and_exported(tmp_path):
@@ -319,3 +334,28 @@ def test_diverse_large_step_family_is_diverse_plus_four_tasks_none_of_an_evaluat
     suite_mlps = {(t.name, t.init_std, t.batch_size) for t in (
         suites.build_task(spec) for suite in suites.SUITES.values() for spec in suite.tasks if spec.kind == "mlp")}
     assert (logistic[0].name, logistic[0].init_std, logistic[0].batch_size) not in suite_mlps
+
+
+def test_diverse_wide_family_adds_wide_relu_mlps_unlike_the_generalization_suites():
+    import importlib
+
+    import keras
+
+    from hyperadam_keras.lab.eval import suites
+    from hyperadam_keras.lab.meta.families import TASKS, WIDE_MLPS, build_task
+    from hyperadam_keras.lab.tasks import MLPTask
+
+    large_step = build_task(dataclasses.replace(TINY, task="diverse-large-step"))
+    family = build_task(dataclasses.replace(TINY, task="diverse-wide"))
+    assert TASKS["diverse-wide"].members[:len(large_step)] == TASKS["diverse-large-step"].members
+    wide = family[len(large_step):]
+    assert len(wide) == len(WIDE_MLPS) and all(isinstance(t, MLPTask) and t.activation == "relu" for t in wide)
+    assert min(t.width for t in wide) > 128  # as wide as the suite's MLPs, where run11's bundle lost
+    # No generalization model has a Dense layer of a wide task's width (the suite's models are built
+    # from their builders, as `fit_suite` builds them).
+    suite_widths = set()
+    for spec in suites.SUITES["generalization"].tasks:
+        module, function = spec.kwargs["builder"].split(":")
+        model = getattr(importlib.import_module(module), function)()["model"]
+        suite_widths |= {layer.units for layer in model._flatten_layers() if isinstance(layer, keras.layers.Dense)}
+    assert {128, 1024} <= suite_widths and not suite_widths & {t.width for t in wide}

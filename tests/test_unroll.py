@@ -57,10 +57,11 @@ class LinearTask(TinyRegression):
         return sum(tf.reduce_sum(p * tf.reduce_mean(x)) for p in params) + tf.reduce_sum(params[0])
 
 
-def _run_keras_optimizer(task, meta_params, seed, num_steps):
+def _run_keras_optimizer(task, meta_params, seed, num_steps, decay_after=None):
     """Reference: `num_steps` of HyperAdam.apply_gradients on tf.Variables; returns (weights, losses)."""
     variables = [tf.Variable(p) for p in task.init_params(seed)]
-    optimizer = HyperAdam(max_relative_step=None, learning_rate=0.005, meta_params=meta_params, jit_compile=False)
+    optimizer = HyperAdam(max_relative_step=None, learning_rate=0.005, meta_params=meta_params, jit_compile=False,
+                          decay_after=decay_after)
     losses = []
     for step in range(num_steps):
         with tf.GradientTape() as tape:
@@ -94,6 +95,31 @@ def test_unroll_matches_keras_optimizer_across_truncations(jit_compile, normaliz
     assert all(np.all(np.isfinite(g.numpy())) for g in grads)
     # The kernels were random, so every meta-parameter influences the loss.
     assert all(np.any(g.numpy() != 0) for g in grads)
+
+
+def test_unroll_with_decay_after_matches_the_optimizers_decayed_step_across_truncations():
+    # decay_after=4 inside the first of two truncations of 6: updates 5..12 take α·√(4/s), counted from
+    # the task's start (the state's step), not from the truncation's.
+    task, seed = TinyRegression(), 3
+    params = random_meta_params(8, 6, seed=5)
+    expected_weights, expected_losses = _run_keras_optimizer(task, params, seed, 12, decay_after=4)
+    constant_weights, _ = _run_keras_optimizer(task, params, seed, 12)
+    meta = U.meta_variables(params)
+    step_fn = U.compile_fn(lambda s, k: U.meta_gradient(meta, task, s, k, 6, decay_after=4), False)
+    state = U.init_unroll_state(task.init_params(seed), 8, 6)
+    losses = []
+    for _ in range(2):
+        meta_loss, _, state = step_fn(state, tf.constant(seed, tf.int64))
+        losses.append(meta_loss.numpy())
+    for got, want, constant in zip(state.params, expected_weights, constant_weights):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
+        assert np.max(np.abs(want - constant)) > 1e-4  # the decay changed the run: the test can fail
+    np.testing.assert_allclose(losses, [expected_losses[:6].mean(), expected_losses[6:].mean()], rtol=1e-5)
+    # evaluate (meta-validation) decays alike.
+    eval_fn = U.compile_fn(lambda s, k: U.evaluate(meta, task, s, k, 12, decay_after=4), False)
+    _, final = eval_fn(U.init_unroll_state(task.init_params(seed), 8, 6), tf.constant(seed, tf.int64))
+    for got, want in zip(final.params, expected_weights):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])

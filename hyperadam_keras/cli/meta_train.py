@@ -49,6 +49,9 @@ HELP: dict[str, str] = {
                              "(rms, each input then clipped to +-10)",
     "horizon": "T, optimizee steps per task (a multiple of --truncation)",
     "truncation": "K, optimizee steps per meta-step (truncated backpropagation)",
+    "decay_after": "apply HyperAdam's step decay beyond this step (alpha * sqrt(T'/max(s, T')) at update s) in the "
+                   "unroll too, so a horizon longer than it trains the update under the schedule it runs with "
+                   "('none' = a constant alpha, every run up to run11)",
     "second_order": "backpropagate through the optimizee gradients too (the paper: first order)",
     "meta_objective": "meta-loss of a truncation: mean-loss (the paper) or mean-log-loss (scale-free, for "
                       "mixtures of tasks with different loss scales)",
@@ -81,6 +84,7 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "init_scale": finite_nonnegative_float,
     "meta_clip_norm": optional(positive_float),
     "stop_after_meta_steps": optional(positive_int),
+    "decay_after": optional(positive_int),
     "stop_after_minutes": optional(positive_float),
     "data_dir": optional(str),
     **dict.fromkeys(("task", "data_source", "init", "feature_normalization", "meta_objective", "meta_optimizer",

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from hyperadam_keras import equations
 from hyperadam_keras.defaults import DEFAULT_EPSILON, PAPER_LEARNING_RATE
+from hyperadam_keras.schedules import check_decay_after
 
 CONFIG_FILE = "config.json"
 
@@ -61,6 +62,10 @@ class MetaTrainConfig:
     horizon: int = 100  # T: optimizee steps per task
     truncation: int = 20  # K: optimizee steps per meta-step (T must be a multiple of K)
     second_order: bool = False  # backpropagate through the optimizee gradient too
+    # The optimizer's step decay beyond step T' (`HyperAdam(decay_after=T')`: α·√(T'/max(s, T')) at the
+    # s-th update), applied in the unroll too, so that a horizon longer than T' trains the update under
+    # the schedule it runs with; None: a constant α (every run up to run11).
+    decay_after: int | None = None
     # "mean-loss": mean_k L(w_k) over a truncation (the paper); "mean-log-loss": mean_k log L(w_k),
     # scale-free, for mixtures of tasks with different loss scales.
     meta_objective: str = "mean-loss"
@@ -99,6 +104,7 @@ class MetaTrainConfig:
             raise ValueError(f"validation_metric must be one of {VALIDATION_METRICS}, got {self.validation_metric!r}")
         if not self.init_weight_sum > 0:
             raise ValueError(f"init_weight_sum must be > 0, got {self.init_weight_sum}")
+        check_decay_after(self.decay_after)
         if self.meta_clip_norm is not None and not self.meta_clip_norm > 0:
             raise ValueError(f"meta_clip_norm must be > 0 or None, got {self.meta_clip_norm}")
 

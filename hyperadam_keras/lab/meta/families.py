@@ -107,6 +107,17 @@ _LARGE_STEP = tuple(
     Member("mlp", {**_MNIST, "hidden_layers": 0, "init_std": 0.01}),
     Member("sine-lstm", {"batch_size": 64, "num_layers": 1, "hidden": 16, "noise_std": 0.1, "init_std": 0.01}))
 
+# The "diverse-wide" family adds to "diverse-large-step" ReLU MLPs as wide as the `generalization` suite's
+# (whose 784-128-10 ReLU MLP run11's bundle, meta-trained on models up to 96 units and on the large-step
+# tasks, trained 2.6x worse than tuned Adam: LOG.md run11), of other widths, depths, N(0, σ²)
+# initializations and batch sizes than that suite's (Glorot-initialized 128 / 4x128 / 1024 units), so
+# the wide end of the small-rate range is held while the large-step tasks pull the step up.
+# (hidden layers, width, activation, init std, batch size):
+WIDE_MLPS = ((1, 192, "relu", 0.05, 64), (2, 160, "relu", 0.03, 128))
+_WIDE = tuple(Member("mlp", {**_MNIST, "batch_size": batch, "hidden_layers": layers, "width": width,
+                             "activation": activation, "init_std": init_std})
+              for layers, width, activation, init_std, batch in WIDE_MLPS)
+
 # name -> (members, description); `--help` of `hyperadam-keras meta-train` lists them.
 TASKS: dict[str, TaskFamily] = {
     "paper": TaskFamily((Member("paper-meta-training", _MNIST),),
@@ -131,6 +142,9 @@ TASKS: dict[str, TaskFamily] = {
                                      "diverse plus 4 tasks of large tuned Adam rates: logistic regression and a "
                                      "1x32 ReLU MLP on generated sparse bag-of-features counts, MNIST logistic "
                                      "regression, a 16-unit sine LSTM started at init std 0.01: 17 tasks"),
+    "diverse-wide": TaskFamily(_DIVERSE + _LARGE_STEP + _WIDE,
+                               "diverse-large-step plus two wide ReLU MLPs on MNIST (1x192, init std 0.05, batch "
+                               "64; 2x160, init std 0.03, batch 128): 19 tasks"),
 }
 
 

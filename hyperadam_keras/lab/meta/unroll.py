@@ -31,6 +31,7 @@ import tensorflow as tf
 from hyperadam_keras import equations
 from hyperadam_keras.defaults import DEFAULT_EPSILON, PAPER_LEARNING_RATE
 from hyperadam_keras.meta_params import NAMES, MetaParams
+from hyperadam_keras.schedules import horizon_decay_factor
 
 
 _TINY_LOSS = 1e-30  # floor of log L: a zero loss must not give -inf
@@ -108,20 +109,34 @@ def _loss_and_grads(task, params: list, batch, second_order: bool):
     return loss, grads
 
 
+def _step_size(learning_rate: float, update_count: tf.Tensor, decay_after: int | None):
+    """α of the `update_count`-th update (from 1): `HyperAdam`'s α·√(T'/max(s, T')) beyond T' = `decay_after`.
+
+    With `decay_after=None` it is `learning_rate` itself, so the unroll is the same graph, bit for bit,
+    as before the option existed.
+    """
+    if decay_after is None:
+        return learning_rate
+    return learning_rate * horizon_decay_factor(update_count, decay_after)
+
+
 def unroll(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num_steps: int,
            learning_rate: float = PAPER_LEARNING_RATE, epsilon: float = DEFAULT_EPSILON,
-           second_order: bool = False, feature_normalization: str = "norm") -> tuple[tf.Tensor, tf.Tensor, UnrollState]:
+           second_order: bool = False, feature_normalization: str = "norm",
+           decay_after: int | None = None) -> tuple[tf.Tensor, tf.Tensor, UnrollState]:
     """Runs `num_steps` HyperAdam steps from `state` (a `tf.while_loop` of num_steps - 1 steps and a last one).
 
     Returns (meta-loss, losses [num_steps], new state): losses[k-1] = L(w_k; batch_k), the loss of the
     k-th new iterate on the batch of step `state.step + k`; meta-loss is their mean. Differentiable
-    with respect to `meta` (record it under a `GradientTape`; see `meta_gradient`).
+    with respect to `meta` (record it under a `GradientTape`; see `meta_gradient`). `decay_after`: the
+    optimizer's step decay (`HyperAdam(decay_after=...)`), counted in the task's steps (`state.step`).
     """
     params, opt_state, step = list(state.params), list(state.opt_state), state.step
     _, grads = _loss_and_grads(task, params, task.sample_batch(task_seed, step), second_order)
 
     def body(k, params, opt_state, grads, losses):
-        params, opt_state = hyperadam_update(meta, params, grads, opt_state, learning_rate, epsilon,
+        rate = _step_size(learning_rate, step + tf.cast(k, tf.int64) + 1, decay_after)
+        params, opt_state = hyperadam_update(meta, params, grads, opt_state, rate, epsilon,
                                              feature_normalization)
         loss, grads = _loss_and_grads(task, params, task.sample_batch(task_seed, step + tf.cast(k, tf.int64) + 1),
                                       second_order)
@@ -133,7 +148,9 @@ def unroll(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num
         lambda k, *_: k < num_steps - 1, body, (tf.constant(0), params, opt_state, grads, losses),
         maximum_iterations=num_steps - 1)
     # The last iterate's loss only: its gradient belongs to the next truncation.
-    params, opt_state = hyperadam_update(meta, params, grads, opt_state, learning_rate, epsilon, feature_normalization)
+    params, opt_state = hyperadam_update(meta, params, grads, opt_state,
+                                         _step_size(learning_rate, step + num_steps, decay_after), epsilon,
+                                         feature_normalization)
     losses = losses.write(num_steps - 1, task.loss(params, task.sample_batch(task_seed, step + num_steps)))
     losses = losses.stack()
     return tf.reduce_mean(losses), losses, UnrollState(params, opt_state, step + num_steps)
@@ -142,7 +159,8 @@ def unroll(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num
 def meta_gradient(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num_steps: int,
                   learning_rate: float = PAPER_LEARNING_RATE, epsilon: float = DEFAULT_EPSILON,
                   second_order: bool = False, log_objective: bool = False,
-                  feature_normalization: str = "norm") -> tuple[tf.Tensor, list, UnrollState]:
+                  feature_normalization: str = "norm", decay_after: int | None = None
+                  ) -> tuple[tf.Tensor, list, UnrollState]:
     """One truncation and the gradient of its meta-loss: (meta-loss, grads in `meta` order, new state).
 
     meta-loss = mean_k L(w_k) (the paper), or with `log_objective` mean_k log L(w_k): invariant to the
@@ -154,7 +172,7 @@ def meta_gradient(meta: equations.MetaWeights, task, state: UnrollState, task_se
     with tf.GradientTape() as tape:
         tape.watch([m for m in meta if not isinstance(m, tf.Variable)])
         meta_loss, losses, new_state = unroll(meta, task, state, task_seed, num_steps, learning_rate, epsilon,
-                                              second_order, feature_normalization)
+                                              second_order, feature_normalization, decay_after)
         if log_objective:
             meta_loss = tf.reduce_mean(tf.math.log(tf.maximum(losses, _TINY_LOSS)))
     grads = tape.gradient(meta_loss, list(meta), unconnected_gradients=tf.UnconnectedGradients.ZERO)
@@ -163,11 +181,11 @@ def meta_gradient(meta: equations.MetaWeights, task, state: UnrollState, task_se
 
 def evaluate(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num_steps: int,
              learning_rate: float = PAPER_LEARNING_RATE, epsilon: float = DEFAULT_EPSILON,
-             feature_normalization: str = "norm") -> tuple[tf.Tensor, UnrollState]:
+             feature_normalization: str = "norm", decay_after: int | None = None) -> tuple[tf.Tensor, UnrollState]:
     """Forward only, for meta-validation: (losses [num_steps] of the new iterates, final state)."""
     meta = equations.MetaWeights(*(tf.stop_gradient(tf.convert_to_tensor(m)) for m in meta))
     _, losses, new_state = unroll(meta, task, state, task_seed, num_steps, learning_rate, epsilon,
-                                  feature_normalization=feature_normalization)
+                                  feature_normalization=feature_normalization, decay_after=decay_after)
     return losses, new_state
 
 
