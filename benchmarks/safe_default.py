@@ -12,8 +12,8 @@ over the initial loss (a spike). Resumable: runs already in the JSON are not tra
     python benchmarks/safe_default.py --configs run10-lr-0.001-cap-0.03   # the default since 2026-12-03
 
 HyperAdam configurations run the "paper" bundle (the default when they were recorded) unless named
-run10-*: meta_training/run10's bundle, the default bundle since 2026-12-03, or run11-*: meta_training/run11's
-(a candidate, LOG.md).
+run10-*: meta_training/run10's bundle, the default bundle since 2026-12-03, or run11-* / run12-*:
+meta_training/run11's / run12's (candidates, LOG.md).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ OUTPUT = os.path.join(HERE, "safe_default.json")
 # bundle (the default since 2026-12-03) has configurations of its own.
 RUN10 = os.path.join(os.path.dirname(HERE), "meta_training", "run10", "best_bundle")
 RUN11 = os.path.join(os.path.dirname(HERE), "meta_training", "run11", "best_bundle")
+RUN12 = os.path.join(os.path.dirname(HERE), "meta_training", "run12", "best_bundle")
 
 
 def hyperadam(label: str, learning_rate: float, meta_params: str = "paper", **kwargs) -> OptimizerSpec:
@@ -75,6 +76,7 @@ CONFIGS: dict[str, OptimizerSpec] = {spec.label: spec for spec in [
     hyperadam("run10-lr-0.001-cap-0.03", 0.001, meta_params=RUN10, max_relative_step=0.03),
     hyperadam("run10-lr-0.002-cap-0.03", 0.002, meta_params=RUN10, max_relative_step=0.03),
     hyperadam("run11-lr-0.001-cap-0.03", 0.001, meta_params=RUN11, max_relative_step=0.03),
+    hyperadam("run12-lr-0.001-cap-0.03", 0.001, meta_params=RUN12, max_relative_step=0.03),
     adam(0.001), adam(0.003), adam(0.01),
 ]}
 
