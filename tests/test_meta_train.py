@@ -359,3 +359,82 @@ def test_diverse_wide_family_adds_wide_relu_mlps_unlike_the_generalization_suite
         model = getattr(importlib.import_module(module), function)()["model"]
         suite_widths |= {layer.units for layer in model._flatten_layers() if isinstance(layer, keras.layers.Dense)}
     assert {128, 1024} <= suite_widths and not suite_widths & {t.width for t in wide}
+
+
+def _classification_tasks():
+    """Two tiny MLP tasks on generated data, each with a held-out split of other examples."""
+    from hyperadam_keras.lab.tasks import MLPTask
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(80, 6)).astype(np.float32), rng.integers(0, 10, 80).astype(np.int32)
+    return [MLPTask(x[:64], y[:64], hidden_layers=h, width=5, batch_size=8, activation="relu",
+                    test_images=x[64:], test_labels=y[64:]) for h in (0, 1)]
+
+
+def test_held_out_loss_validation_is_the_geometric_mean_of_each_tasks_held_out_loss():
+    from hyperadam_keras.lab.meta import unroll as U
+    tasks = _classification_tasks()
+    config = dataclasses.replace(MIXTURE, validation_metric="held-out-loss")
+    params = adam_ensemble(4, 4, weight_sum=20.0)
+    trainer = MetaTrainer(config, tasks, init=params)
+    seeds = validation_task_seeds(config)
+    meta = U.meta_variables(params, trainable=False)
+    held_out, training = [], []
+    for i, seed in enumerate(seeds):
+        task = tasks[i % 2]
+        _, state = U.evaluate(meta, task, U.init_unroll_state(task.init_params(seed), 4, 4), seed, config.horizon)
+        logits = task.logits(state.params, task.test_images).numpy().astype(np.float64)
+        log_probs = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True)) \
+            - logits.max(1, keepdims=True)
+        held_out.append(-np.mean(log_probs[np.arange(len(logits)), task.test_labels.numpy()]))
+        training.append(float(task.full_loss(state.params)))
+    assert trainer.validate(seeds) == pytest.approx(float(np.exp(np.mean(np.log(held_out)))), rel=1e-5)
+    final = MetaTrainer(dataclasses.replace(config, validation_metric="final-loss"), tasks, init=params)
+    assert final.validate(seeds) == pytest.approx(float(np.exp(np.mean(np.log(training)))), rel=1e-5)
+    assert not np.allclose(held_out, training, rtol=1e-2)  # the two measures see different examples
+
+
+def test_held_out_loss_validation_refuses_tasks_without_a_held_out_split_before_training():
+    config = dataclasses.replace(MIXTURE, validation_metric="held-out-loss")
+    with pytest.raises(ValueError, match=r"held-out split on every task; rs1\(quadratic5\), quadratic3 has none"):
+        MetaTrainer(config, _mixture())
+    mixed = [_classification_tasks()[0], _mixture()[1]]
+    with pytest.raises(ValueError, match=r"; quadratic3 has none"):
+        MetaTrainer(config, mixed)
+
+
+def test_diverse_wide_held_out_family_holds_out_examples_no_suite_tests_on():
+    from hyperadam_keras.lab.data.mnist import load_mnist_split
+    from hyperadam_keras.lab.meta.families import TASKS, build_task
+    from hyperadam_keras.lab.tasks import CNNTask, MLPTask, SineLSTMTask
+    from hyperadam_keras.lab.tasks.held_out import carve_held_out
+
+    plain = build_task(dataclasses.replace(TINY, task="diverse-wide"))
+    family = build_task(dataclasses.replace(TINY, task="diverse-wide-held-out"))
+    assert len(family) == len(plain) == len(TASKS["diverse-wide-held-out"].members) == 19
+    train_images, _, test_images, _ = load_mnist_split()
+    train_rows = {row.tobytes() for row in train_images.reshape(len(train_images), -1)}
+    test_rows = {row.tobytes() for row in test_images.reshape(len(test_images), -1)}
+    for held, task in zip(family, plain):
+        assert type(held) is type(task) and held.batch_size == task.batch_size
+        assert held.param_shapes() == task.param_shapes()
+        assert held.test_metrics(held.init_params(0), seed=0) is not None, held.name
+        if isinstance(held, SineLSTMTask):
+            continue  # their own generated test set, as in diverse-wide
+        fit = {r.tobytes() for r in held.images.numpy().reshape(held.images.shape[0], -1)}
+        out = {r.tobytes() for r in held.test_images.numpy().reshape(held.test_images.shape[0], -1)}
+        assert not fit & out and len(out) >= 500 and len(fit) >= 7 * len(out) - 7
+        if held.images.shape[-1] == 784 or isinstance(held, CNNTask):  # MNIST: the suites' training part only
+            assert (fit | out) <= train_rows and not (fit | out) & test_rows
+        else:  # the sparse features: its own generated examples, split
+            assert isinstance(held, MLPTask) and fit | out == {
+                r.tobytes() for r in task.images.numpy().reshape(task.images.shape[0], -1)}
+    x, y = np.arange(20).reshape(10, 2), np.arange(10)
+    kept_x, kept_y, out_x, out_y = carve_held_out(x, y, every=4)
+    assert out_y.tolist() == [3, 7] and kept_y.tolist() == [0, 1, 2, 4, 5, 6, 8, 9]
+    assert out_x.tolist() == [[6, 7], [14, 15]] and kept_x.shape == (8, 2)
+    for bad, match in ((1, "every must be an integer >= 2"), (2.5, "every must be"), (True, "every must be"),
+                       (11, "fewer than every=11")):
+        with pytest.raises(ValueError, match=match):
+            carve_held_out(x, y, every=bad)
+    with pytest.raises(ValueError, match="differ in length"):
+        carve_held_out(x, y[:5])

@@ -63,8 +63,9 @@ HELP: dict[str, str] = {
     "validation_tasks": "held-out task seeds of the meta-validation after every epoch (with a mixture task, "
                         "seed i runs on its task i mod the mixture's size)",
     "validation_metric": "meta-validation measure, which picks the best bundle: mean-loss (mean minibatch loss "
-                         "over the horizon) or final-loss (geometric mean of the final weights' full training "
-                         "loss, what the evaluation suites report)",
+                         "over the horizon), final-loss (geometric mean of the final weights' full training "
+                         "loss, what the evaluation suites report) or held-out-loss (the same on each task's "
+                         "held-out split; needs a family whose tasks all have one, e.g. diverse-wide-held-out)",
     "seed": "seed of the run: selects the training and validation tasks",
     "jit_compile": "compile the truncation with XLA (measured no faster on a 2-core CPU; see docs/meta-training.md)",
     "checkpoint_minutes": "minutes between checkpoints (one is also written at every stop)",

@@ -24,7 +24,7 @@ from hyperadam_keras.schedules import check_decay_after
 
 CONFIG_FILE = "config.json"
 
-VALIDATION_METRICS = ("mean-loss", "final-loss")
+VALIDATION_METRICS = ("mean-loss", "final-loss", "held-out-loss")
 META_OBJECTIVES = ("mean-loss", "mean-log-loss")
 
 # Options that steer one invocation, not the recipe: a resume may change them.
@@ -78,7 +78,9 @@ class MetaTrainConfig:
     validation_tasks: int = 10  # held-out task seeds, each run for the whole horizon
     # "mean-loss": mean optimizee minibatch loss over the horizon (the meta-objective's own measure);
     # "final-loss": geometric mean over the validation tasks of the full training loss of the final
-    # weights (what the evaluation suites report; geometric so tasks of different loss scales count alike).
+    # weights (what the evaluation suites report; geometric so tasks of different loss scales count alike);
+    # "held-out-loss": the same geometric mean of the final weights' loss on each task's held-out split
+    # (every task needs one: the "-held-out" families), which a step that overfits does not win.
     validation_metric: str = "mean-loss"
     seed: int = 0
     jit_compile: bool = False  # compile the truncation with XLA (not faster on CPU here; see docs/meta-training.md)

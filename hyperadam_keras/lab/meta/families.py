@@ -118,6 +118,22 @@ _WIDE = tuple(Member("mlp", {**_MNIST, "batch_size": batch, "hidden_layers": lay
                              "activation": activation, "init_std": init_std})
               for layers, width, activation, init_std, batch in WIDE_MLPS)
 
+# The "diverse-wide-held-out" family is "diverse-wide" with a held-out split on every task, for
+# meta-validation by held-out loss (`--validation-metric held-out-loss`): its MNIST tasks train on the
+# training part of `load_mnist_split` (never the 1,000 images the suites test on) less every 8th image,
+# which they hold out; the sparse-feature tasks hold out every 8th of their generated examples; the sine
+# LSTMs keep their own fixed test set (`lab/tasks/held_out.py`).
+HELD_OUT_KINDS = {"mlp": "hyperadam_keras.lab.tasks.held_out:build_mlp_held_out",
+                  "cnn": "hyperadam_keras.lab.tasks.held_out:build_cnn_held_out",
+                  SPARSE_FEATURES_KIND: "hyperadam_keras.lab.tasks.held_out:build_sparse_features_held_out"}
+
+
+def with_held_out(members: tuple[Member, ...]) -> tuple[Member, ...]:
+    """`members` with each MNIST or sparse-feature task made by its held-out builder (same arguments)."""
+    return tuple(Member(HELD_OUT_KINDS[m.kind], {k: v for k, v in m.kwargs.items() if k != "test_metrics"})
+                 if m.kind in HELD_OUT_KINDS else m for m in members)
+
+
 # name -> (members, description); `--help` of `hyperadam-keras meta-train` lists them.
 TASKS: dict[str, TaskFamily] = {
     "paper": TaskFamily((Member("paper-meta-training", _MNIST),),
@@ -145,6 +161,10 @@ TASKS: dict[str, TaskFamily] = {
     "diverse-wide": TaskFamily(_DIVERSE + _LARGE_STEP + _WIDE,
                                "diverse-large-step plus two wide ReLU MLPs on MNIST (1x192, init std 0.05, batch "
                                "64; 2x160, init std 0.03, batch 128): 19 tasks"),
+    "diverse-wide-held-out": TaskFamily(with_held_out(_DIVERSE + _LARGE_STEP + _WIDE),
+                                        "diverse-wide with a held-out split on every task (every 8th example "
+                                        "of the MNIST training part or of the generated data; the sine LSTMs' "
+                                        "own test set), for --validation-metric held-out-loss: 19 tasks"),
 }
 
 

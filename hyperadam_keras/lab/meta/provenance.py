@@ -55,9 +55,14 @@ def bundle_metadata(config: MetaTrainConfig, task_name: str, task_description: s
         },
         "validation": {
             "task_seeds": validation_task_seeds(config),
-            "metric": (f"mean optimizee loss over the horizon of {config.horizon} steps, averaged over the seeds"
-                       if config.validation_metric == "mean-loss" else
-                       f"geometric mean over the seeds of the full training loss after {config.horizon} steps"),
+            "metric": {
+                "mean-loss": f"mean optimizee loss over the horizon of {config.horizon} steps, averaged over "
+                             "the seeds",
+                "final-loss": f"geometric mean over the seeds of the full training loss after {config.horizon} "
+                              "steps",
+                "held-out-loss": f"geometric mean over the seeds of the loss on each task's held-out split after "
+                                 f"{config.horizon} steps",
+            }[config.validation_metric],
             "initial_loss": float(counters["initial_validation_loss"].numpy()),
             "best_loss": float(counters["best_validation_loss"].numpy()),
             "best_epoch": int(counters["best_epoch"].numpy()),

@@ -50,6 +50,8 @@ class MetaTrainer:
         if init.feature_normalization != config.feature_normalization:
             raise ValueError(f"init meta-parameters use feature_normalization={init.feature_normalization!r}, "
                              f"the config {config.feature_normalization!r}; see initial_meta_params")
+        if config.validation_metric == "held-out-loss":
+            _check_held_out_splits(self.tasks)
         self.meta = U.meta_variables(init)
         if config.meta_optimizer == "adam":
             import keras
@@ -111,6 +113,7 @@ class MetaTrainer:
 
         "mean-loss": mean optimizee minibatch loss over the whole horizon, averaged over the seeds.
         "final-loss": exp(mean log full_loss(final weights)); a non-finite loss makes it inf.
+        "held-out-loss": exp(mean log test_metrics(final weights)["test_loss"]), likewise.
         """
         means, finals = [], []
         for i, seed in enumerate(seeds):
@@ -122,6 +125,8 @@ class MetaTrainer:
                 means.append(float(tf.reduce_mean(losses)))
             if self.config.validation_metric == "final-loss":
                 finals.append(float(self._full_loss_fns[index](state.params, seed_tensor)))
+            elif self.config.validation_metric == "held-out-loss":
+                finals.append(self.tasks[index].test_metrics(state.params, seed=seed)["test_loss"])
         if self.config.validation_metric == "mean-loss":
             return float(np.mean(means))
         finals = np.asarray(finals, np.float64)
@@ -129,3 +134,11 @@ class MetaTrainer:
 
     def meta_params(self, source: str = "meta-training") -> MetaParams:
         return U.to_meta_params(self.meta, source, self.config.feature_normalization)
+
+
+def _check_held_out_splits(tasks) -> None:
+    """Raises ValueError, before any meta-step, naming each task without a held-out split."""
+    missing = [task.name for task in tasks if task.test_metrics(task.init_params(0), seed=0) is None]
+    if missing:
+        raise ValueError(f"validation_metric 'held-out-loss' needs a held-out split on every task; "
+                         f"{', '.join(missing)} has none (use a '-held-out' family, e.g. diverse-wide-held-out)")
