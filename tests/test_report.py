@@ -181,3 +181,27 @@ def test_step_size_summary_pairs_suite_runs_with_the_invocations_seed_order_over
     assert lines[1] == "  Adam (lr 0.01, suite): mean 0.3, median 0.3; HyperAdam lower on 2/2"
     assert lines[2].startswith("t lr 0.002: 2/2 seeds trained")
     assert lines[3] == "  Adam (lr 0.01, suite): mean 0.3, median 0.3; HyperAdam lower on 1/2"
+
+
+def test_paired_accuracy_pairs_runs_by_seed_and_gives_the_standard_error_by_hand(tmp_path, capsys):
+    """`benchmarks/paired_accuracy.py`: per-seed differences in points, matched by seed not by order."""
+    from test_floor import load_script
+
+    def runs(pairs):
+        return [{"seed": seed, "validation": {"accuracy": acc}} for seed, acc in pairs]
+
+    suite = {"tasks": [
+        {"name": "clf", "results": {"Adam": {"runs": runs([(0, 0.90), (1, 0.80), (2, 0.70)])},
+                                    "HyperAdam[J=8]": {"runs": runs([(2, 0.73), (0, 0.91), (1, 0.80)])}}},
+        {"name": "regression", "results": {"Adam": {"runs": [{"seed": 0, "validation": None}]},
+                                           "HyperAdam[J=8]": {"runs": [{"seed": 0, "validation": None}]}}}]}
+    script = load_script("paired_accuracy")
+    [(name, label, diffs)] = script.paired_differences(suite, "Adam")
+    assert (name, label) == ("clf", "HyperAdam[J=8]") and diffs == pytest.approx([3.0, 1.0, 0.0])
+    mean, error = script.describe(diffs)  # sd of (3, 1, 0) = √(7/3); s.e. = sd / √3
+    assert mean == pytest.approx(4 / 3) and error == pytest.approx((7 / 3) ** 0.5 / 3 ** 0.5)
+    path = tmp_path / "suite.json"
+    path.write_text(json.dumps(suite))
+    script.main([str(path)])
+    out = capsys.readouterr().out
+    assert "clf" in out and "+1.33" in out and "regression" not in out
