@@ -438,3 +438,27 @@ def test_diverse_wide_held_out_family_holds_out_examples_no_suite_tests_on():
             carve_held_out(x, y, every=bad)
     with pytest.raises(ValueError, match="differ in length"):
         carve_held_out(x, y[:5])
+
+
+def test_validate_bundles_reads_each_bundles_sizes_and_the_runs_recipe(tmp_path):
+    """`benchmarks/validate_bundles.py`: a bundle's J, H and features, the run's horizon and seeds."""
+    from test_floor import load_script
+
+    from hyperadam_keras.bundle import save_meta_params
+    from hyperadam_keras.meta_params import random_meta_params
+
+    run = tmp_path / "run"
+    run.mkdir()
+    recipe = dataclasses.replace(MIXTURE, num_candidates=4, hidden=4)
+    (run / "config.json").write_text(json.dumps(recipe.to_dict()))
+    bundle = random_meta_params(3, 5, 1, 0.1).with_feature_normalization("rms-clip")
+    save_meta_params(bundle, tmp_path / "bundle")
+    script = load_script("validate_bundles")
+    tasks = _classification_tasks()
+    got = script.validate(str(run), str(tmp_path / "bundle"), "held-out-loss", tasks)
+    expected_config = dataclasses.replace(recipe, validation_metric="held-out-loss", num_candidates=3, hidden=5,
+                                          feature_normalization="rms-clip")
+    want = MetaTrainer(expected_config, tasks, init=load_meta_params(tmp_path / "bundle")).validate(
+        validation_task_seeds(expected_config))
+    assert got == pytest.approx(want, rel=1e-6) and np.isfinite(got)
+    assert script.validate(str(run), str(tmp_path / "bundle"), "final-loss", tasks) != pytest.approx(got, rel=1e-3)
