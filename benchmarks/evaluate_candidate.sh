@@ -10,7 +10,8 @@
 # 2. the validation models the default's step was chosen on (benchmarks/safe_default.py, 2 seeds; the
 #    configuration NAME-lr-0.001-cap-0.03 must be in its CONFIGS);
 # 3. the generalization suite, 5 seeds, baselines from runs/fit-cache (trained there if missing);
-# 4. the paper's 100-step suites, 20 seeds, Adam's runs reused from benchmarks/safe-default;
+# 4. the paper's 100-step suites, 20 seeds, Adam's runs reused from benchmarks/safe-default (trained here
+#    where they do not reproduce bit for bit, as on another CPU model);
 # 5. paper-cnn's CNN-2 and CNN-1, 20 seeds, one JSON per seed, then their summaries.
 # Results go to runs/eval-NAME/ (copy what ships into benchmarks/NAME-default/).
 set -euo pipefail
@@ -32,8 +33,14 @@ echo "== 2. validation models"
 echo "== 3. generalization, 5 seeds"
 "$CLI" evaluate --suite generalization --bundle "$BUNDLE" --cache-dir runs/fit-cache --output-dir "$OUT" --quiet
 echo "== 4. paper suites, 20 seeds"
-"$CLI" evaluate --suite paper-table1 --suite paper-deep --suite paper-lstm --bundle "$BUNDLE" \
-  --baselines-from benchmarks/safe-default --output-dir "$OUT" --quiet
+PAPER_SUITES=(--suite paper-table1 --suite paper-deep --suite paper-lstm --bundle "$BUNDLE" --output-dir "$OUT" --quiet)
+if ! "$CLI" evaluate "${PAPER_SUITES[@]}" --baselines-from benchmarks/safe-default; then
+  # The reuse check trains one Adam run again and wants its loss bit for bit; on another CPU model the kernels
+  # differ in the last bits (2026-12-07, an AMD EPYC: mlp-1x20-elu 0.19241609 against 0.19241646), so Adam
+  # is tuned and trained here instead (about 20 minutes more).
+  echo "== 4. safe-default's Adam runs do not reproduce on this machine: Adam tuned and trained here"
+  "$CLI" evaluate "${PAPER_SUITES[@]}" --baselines Adam
+fi
 echo "== 5. paper-cnn, 20 seeds"
 for task in cnn-2 cnn-1; do
   for seed in $(seq 0 19); do
