@@ -251,8 +251,15 @@ RELATIVE_STEP_FLOOR = 1e-2
 
 
 def root_mean_square(x):
-    """RMS(x) = sqrt(mean(x²)) over all entries (a scalar)."""
-    return ops.sqrt(ops.mean(ops.square(x)))
+    """RMS(x) = sqrt(mean(x²)) over all entries (a scalar).
+
+    The root is taken only where mean(x²) > 0 (0 elsewhere, the same value): the derivative of sqrt at 0
+    is infinite, and a tensor that is all zeros (a bias at initialization, a step of a tensor whose
+    gradient is always 0) would otherwise make a meta-gradient through `cap_relative_step` NaN.
+    """
+    mean_square = ops.mean(ops.square(x))
+    positive = mean_square > 0
+    return ops.where(positive, ops.sqrt(ops.where(positive, mean_square, 1.0)), 0.0)
 
 
 def cap_relative_step(delta, weights, max_relative_step: float):

@@ -192,7 +192,8 @@ def test_init_weight_sum_scales_the_starting_ensemble_and_old_configs_still_resu
     run = tmp_path / "old"
     meta_train(dataclasses.replace(TINY, epochs=1, meta_batches_per_epoch=1, validation_tasks=1), run)
     saved = json.loads((run / "config.json").read_text())
-    for key in ("init_weight_sum", "validation_metric", "meta_objective", "feature_normalization", "decay_after"):
+    for key in ("init_weight_sum", "validation_metric", "meta_objective", "feature_normalization", "decay_after",
+                "max_relative_step"):
         del saved[key]
     (run / "config.json").write_text(json.dumps(saved))
     resumed = meta_train(load_run_config(run, epochs=1), run, resume=True)
@@ -212,6 +213,23 @@ def test_decay_after_reaches_the_trainers_unrolls_and_is_checked():
     # No decay within the horizon of 10 steps: the same run, bit for bit; from step 1 on: another run.
     assert validation_loss(TINY.horizon) == constant
     assert abs(validation_loss(1) - constant) > 1e-3 * constant
+
+
+def test_max_relative_step_reaches_the_trainers_unrolls_and_is_checked():
+    for bad in (0, -0.1, float("inf"), float("nan"), "0.03"):
+        with pytest.raises(ValueError, match="max_relative_step"):
+            dataclasses.replace(TINY, max_relative_step=bad)
+    seeds = validation_task_seeds(TINY)
+
+    def validation_loss(max_relative_step):
+        config = dataclasses.replace(TINY, max_relative_step=max_relative_step)
+        return MetaTrainer(config, _quadratic_rs()).validate(seeds)
+
+    uncapped = validation_loss(None)
+    # A cap far above every step changes no float; a small one binds (the quadratic starts at z = 0, whose
+    # scale is the floor, so its steps are capped at τ · 0.01).
+    assert validation_loss(1e6) == uncapped
+    assert abs(validation_loss(0.01) - uncapped) > 1e-3 * uncapped
 
 
 def test_rms_feature_normalization_is_trained_with_and_exported(tmp_path):
@@ -462,3 +480,9 @@ def test_validate_bundles_reads_each_bundles_sizes_and_the_runs_recipe(tmp_path)
         validation_task_seeds(expected_config))
     assert got == pytest.approx(want, rel=1e-6) and np.isfinite(got)
     assert script.validate(str(run), str(tmp_path / "bundle"), "final-loss", tasks) != pytest.approx(got, rel=1e-3)
+    # Under another relative-step cap than the run's (none): the trainer's validation with that cap.
+    capped = script.validate(str(run), str(tmp_path / "bundle"), "held-out-loss", tasks, max_relative_step=0.001)
+    capped_config = dataclasses.replace(expected_config, max_relative_step=0.001)
+    assert capped == pytest.approx(MetaTrainer(capped_config, tasks, init=load_meta_params(tmp_path / "bundle"))
+                                   .validate(validation_task_seeds(capped_config)), rel=1e-6)
+    assert capped != pytest.approx(got, rel=1e-3)

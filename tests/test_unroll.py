@@ -57,11 +57,11 @@ class LinearTask(TinyRegression):
         return sum(tf.reduce_sum(p * tf.reduce_mean(x)) for p in params) + tf.reduce_sum(params[0])
 
 
-def _run_keras_optimizer(task, meta_params, seed, num_steps, decay_after=None):
+def _run_keras_optimizer(task, meta_params, seed, num_steps, decay_after=None, max_relative_step=None):
     """Reference: `num_steps` of HyperAdam.apply_gradients on tf.Variables; returns (weights, losses)."""
     variables = [tf.Variable(p) for p in task.init_params(seed)]
-    optimizer = HyperAdam(max_relative_step=None, learning_rate=0.005, meta_params=meta_params, jit_compile=False,
-                          decay_after=decay_after)
+    optimizer = HyperAdam(max_relative_step=max_relative_step, learning_rate=0.005, meta_params=meta_params,
+                          jit_compile=False, decay_after=decay_after)
     losses = []
     for step in range(num_steps):
         with tf.GradientTape() as tape:
@@ -120,6 +120,62 @@ def test_unroll_with_decay_after_matches_the_optimizers_decayed_step_across_trun
     _, final = eval_fn(U.init_unroll_state(task.init_params(seed), 8, 6), tf.constant(seed, tf.int64))
     for got, want in zip(final.params, expected_weights):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+class DeadTensorTask(TinyRegression):
+    """TinyRegression plus a zero-initialized tensor w that the loss reads as ReLU(w), whose gradient at w = 0
+    is 0: its step is exactly 0 at every step, and so is its root mean square (the cap's scale), while the
+    loss still depends on it (so the meta-gradient's backward pass goes through its cap)."""
+
+    def init_params(self, seed):
+        return super().init_params(seed) + [tf.zeros([5], self.dtype)]
+
+    def loss(self, params, batch):
+        return super().loss(params[:3], batch) + tf.reduce_sum(tf.nn.relu(params[3]))
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_unroll_with_the_relative_step_cap_matches_the_capped_optimizer(jit_compile):
+    # τ = 0.01: binds on the zero-initialized bias (its scale is the floor, 0.01) and on the kernels.
+    task, seed, cap = TinyRegression(), 3, 0.01
+    params = random_meta_params(8, 6, seed=5).with_feature_normalization("rms-clip")
+    expected_weights, expected_losses = _run_keras_optimizer(task, params, seed, 12, max_relative_step=cap)
+    uncapped_weights, _ = _run_keras_optimizer(task, params, seed, 12)
+    meta = U.meta_variables(params)
+    step_fn = U.compile_fn(lambda s, k: U.meta_gradient(meta, task, s, k, 6, feature_normalization="rms-clip",
+                                                        max_relative_step=cap), jit_compile)
+    state = U.init_unroll_state(task.init_params(seed), 8, 6)
+    losses = []
+    for _ in range(2):
+        meta_loss, grads, state = step_fn(state, tf.constant(seed, tf.int64))
+        losses.append(meta_loss.numpy())
+        assert all(np.all(np.isfinite(g.numpy())) for g in grads)
+    for got, want, uncapped in zip(state.params, expected_weights, uncapped_weights):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
+        assert np.max(np.abs(want - uncapped)) > 1e-4  # the cap changed every tensor's run: the test can fail
+    np.testing.assert_allclose(losses, [expected_losses[:6].mean(), expected_losses[6:].mean()], rtol=1e-5)
+    # meta-validation (evaluate) caps alike.
+    eval_fn = U.compile_fn(lambda s, k: U.evaluate(meta, task, s, k, 12, feature_normalization="rms-clip",
+                                                   max_relative_step=cap), jit_compile)
+    _, final = eval_fn(U.init_unroll_state(task.init_params(seed), 8, 6), tf.constant(seed, tf.int64))
+    for got, want in zip(final.params, expected_weights):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_the_cap_keeps_the_meta_gradient_finite_on_a_tensor_that_never_moves(jit_compile):
+    # RMS(step) = RMS(w) = 0 on the unused tensor at every step: sqrt's infinite slope at 0 must not
+    # reach the meta-gradient (second order too: the optimizee gradient is then differentiated as well).
+    task = DeadTensorTask()
+    meta = U.meta_variables(random_meta_params(8, 6, seed=1).with_feature_normalization("rms-clip"))
+    for second_order in (False, True):
+        fn = U.compile_fn(lambda s: U.meta_gradient(meta, task, s, 0, 5, second_order=second_order,
+                                                    feature_normalization="rms-clip", max_relative_step=0.03),
+                          jit_compile=jit_compile)
+        _, grads, state = fn(U.init_unroll_state(task.init_params(0), 8, 6))
+        assert all(np.all(np.isfinite(g.numpy())) for g in grads)
+        assert any(np.any(g.numpy() != 0) for g in grads)
+        np.testing.assert_array_equal(state.params[3].numpy(), np.zeros(5, np.float32))
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])

@@ -52,6 +52,9 @@ HELP: dict[str, str] = {
     "decay_after": "apply HyperAdam's step decay beyond this step (alpha * sqrt(T'/max(s, T')) at update s) in the "
                    "unroll too, so a horizon longer than it trains the update under the schedule it runs with "
                    "('none' = a constant alpha, every run up to run11)",
+    "max_relative_step": "apply HyperAdam's relative-step cap in the unroll and meta-validation too: each tensor's "
+                         "step shrunk to at most this fraction of its scale, as HyperAdam(max_relative_step=...) "
+                         "does ('none' = no cap, every run up to run13; the default optimizer caps at 0.03)",
     "second_order": "backpropagate through the optimizee gradients too (the paper: first order)",
     "meta_objective": "meta-loss of a truncation: mean-loss (the paper) or mean-log-loss (scale-free, for "
                       "mixtures of tasks with different loss scales)",
@@ -86,6 +89,7 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "meta_clip_norm": optional(positive_float),
     "stop_after_meta_steps": optional(positive_int),
     "decay_after": optional(positive_int),
+    "max_relative_step": optional(positive_float),
     "stop_after_minutes": optional(positive_float),
     "data_dir": optional(str),
     **dict.fromkeys(("task", "data_source", "init", "feature_normalization", "meta_objective", "meta_optimizer",
