@@ -7,6 +7,7 @@ recorded numbers exactly, for HyperAdam and for the baselines at their chosen ra
 
     python benchmarks/reproduce_runs.py benchmarks/paper-table1/paper-table1.json --seeds 0 1 2
     python benchmarks/reproduce_runs.py benchmarks/paper-lstm/paper-lstm.json --task lstm-2-layer --optimizer HyperAdam Adam
+    python benchmarks/reproduce_runs.py runs/eval-run12/paper-table1/paper-table1.json   # a --bundle run: that bundle
 
 Exit code 0 when every compared run is identical, 1 otherwise.
 """
@@ -19,15 +20,20 @@ import sys
 
 from hyperadam_keras.lab.eval import baselines, suites
 from hyperadam_keras.lab.eval.trainer import Trainer
+from hyperadam_keras.optimizer import resolve_meta_params
 
 
 def optimizer_spec(label: str, recorded: dict, task_spec: suites.TaskSpec):
-    """The spec the suite ran under `label`: the shipped HyperAdam, or a baseline on its grid."""
+    """The spec the suite ran under `label`: HyperAdam with the recorded bundle (the shipped default, or the
+    bundle directory the JSON names, if its arrays still have the recorded SHA-256), or a baseline on its grid."""
     if recorded["optimizer"].get("kind") == "hyperadam":
-        if not recorded["optimizer"].get("bundle_is_default"):
-            raise SystemExit(f"{label}: only runs of the shipped bundle can be reproduced by this script")
         info = recorded["optimizer"]  # options a JSON written before they existed lacks were None then
-        return baselines.hyperadam_spec(decay_after=info.get("decay_after"), warmup_steps=info.get("warmup_steps"),
+        bundle = None if info.get("bundle_is_default") else info.get("bundle")
+        if resolve_meta_params(bundle).fingerprint() != info.get("sha256"):
+            raise SystemExit(f"{label}: the runs were made with the bundle of sha256 {info.get('sha256')}, which "
+                             f"{'the shipped default' if bundle is None else bundle} no longer is")
+        return baselines.hyperadam_spec(bundle, decay_after=info.get("decay_after"),
+                                        warmup_steps=info.get("warmup_steps"),
                                         max_relative_step=info.get("max_relative_step"))
     return baselines.baseline_spec(label, task_spec.grids.get(label))
 

@@ -13,7 +13,9 @@ over the initial loss (a spike). Resumable: runs already in the JSON are not tra
 
 HyperAdam configurations run the "paper" bundle (the default when they were recorded) unless named
 run10-*: meta_training/run10's bundle, the default bundle since 2026-12-03, or run11-* / run12-*:
-meta_training/run11's / run12's (candidates, LOG.md).
+meta_training/run11's / run12's (candidates, LOG.md). run10-lr-0.001 and run12-lr-0.001 run uncapped
+(`max_relative_step=None`), as meta-training ran those bundles; the earlier configurations without "cap" in
+their names were recorded when the optimizer had no cap.
 """
 
 from __future__ import annotations
@@ -77,6 +79,9 @@ CONFIGS: dict[str, OptimizerSpec] = {spec.label: spec for spec in [
     hyperadam("run10-lr-0.002-cap-0.03", 0.002, meta_params=RUN10, max_relative_step=0.03),
     hyperadam("run11-lr-0.001-cap-0.03", 0.001, meta_params=RUN11, max_relative_step=0.03),
     hyperadam("run12-lr-0.001-cap-0.03", 0.001, meta_params=RUN12, max_relative_step=0.03),
+    # Without the cap, as meta-training ran and validated them (LOG.md, "What the cap costs", 2026-12-07).
+    hyperadam("run10-lr-0.001", 0.001, meta_params=RUN10, max_relative_step=None),
+    hyperadam("run12-lr-0.001", 0.001, meta_params=RUN12, max_relative_step=None),
     adam(0.001), adam(0.003), adam(0.01),
 ]}
 
