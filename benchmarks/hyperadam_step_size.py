@@ -4,7 +4,8 @@ HyperAdam runs with the optimizer's other defaults (since 2026-12-02 each tensor
 scale, `max_relative_step=0.03`, recorded per run), the step α kept for 100 updates, then decaying as 1/√t
 (`decay_after=100`). This shows, seed by seed, what a change does: a smaller or larger step (CNN-2, where the
 earlier default α = 0.005 failed on 5 of 20 seeds), a linear warm-up to it, a cosine decay over
-the run, another `decay_after` or none (`--decay-after none`: the paper's constant step), another ε, or a
+the run, another `decay_after` or none (`--decay-after none`: the paper's constant step), another relative-step
+cap or none (`--max-relative-step none`, as meta-training runs the bundles), another ε, or a
 bundle under another feature normalization (`--feature-normalization rms-clip` on an "rms" bundle). With
 --compare-json, the suite's own runs of the same seeds (final losses are deterministic per seed) are printed
 and stored beside them.
@@ -42,6 +43,8 @@ import numpy as np  # noqa: E402
 from hyperadam_keras import HyperAdam, default_bundle_path, load_meta_params  # noqa: E402
 from hyperadam_keras.equations import FEATURE_NORMALIZATIONS  # noqa: E402
 from hyperadam_keras.lab.eval.evaluate import Trainer  # noqa: E402
+from hyperadam_keras.cli.arg_types import optional, positive_float  # noqa: E402
+from hyperadam_keras.defaults import DEFAULT_MAX_RELATIVE_STEP  # noqa: E402
 from hyperadam_keras.schedules import DEFAULT_DECAY_AFTER, check_decay_after  # noqa: E402
 from hyperadam_keras.lab.eval.suites import build_task, get_suite  # noqa: E402
 
@@ -186,6 +189,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--decay-after", type=decay_after_argument, default=DEFAULT_DECAY_AFTER,
                         help="HyperAdam's decay_after: steps at the full step before it decays as 1/√t, or "
                              f"'none' (constant) (default: the optimizer's, {DEFAULT_DECAY_AFTER})")
+    parser.add_argument("--max-relative-step", type=optional(positive_float), default=DEFAULT_MAX_RELATIVE_STEP,
+                        help="HyperAdam's relative-step cap, or 'none' (no cap) "
+                             f"(default: the optimizer's, {DEFAULT_MAX_RELATIVE_STEP})")
     parser.add_argument("--epsilon", type=float, default=None, help="HyperAdam's ε (default: the optimizer's)")
     parser.add_argument("--bundle", default=None, help="meta-parameter bundle (default: the shipped one)")
     parser.add_argument("--feature-normalization", choices=FEATURE_NORMALIZATIONS, default=None,
@@ -211,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     params = load_meta_params(args.bundle or default_bundle_path())
     if args.feature_normalization:
         params = params.with_feature_normalization(args.feature_normalization)
-    options = {"meta_params": params, "decay_after": args.decay_after}
+    options = {"meta_params": params, "decay_after": args.decay_after, "max_relative_step": args.max_relative_step}
     if args.epsilon is not None:
         options["epsilon"] = args.epsilon
     schedule_name = "cosine" if args.cosine else (f"warm-up {args.warmup_steps}" if args.warmup_steps else "constant")

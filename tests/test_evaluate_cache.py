@@ -314,3 +314,27 @@ def test_baselines_from_an_earlier_result_skip_their_tuning_and_are_checked(tmp_
     path.write_text(json.dumps(earlier))
     with pytest.raises(BaselineReuseError, match="the runs would differ \\(it was made on 'Another CPU', this machine"):
         run_suite(suite, None, baselines_from=path)
+
+
+def test_cli_max_relative_step_reaches_hyperadam_and_is_recorded(tmp_path, capsys):
+    suite_file = tmp_path / "suite.json"
+    suite_file.write_text(json.dumps({
+        "name": "tiny-cap", "description": "a tiny quadratic", "baselines": ["Adam"], "seeds": 1, "tune_seeds": 1,
+        "tasks": [{"name": "quad", "kind": "test_evaluate:TinyQuadratic", "steps": 4, "grids": {"Adam": [0.1]}}]}))
+
+    def hyperadam_entry(*cap: str) -> dict:
+        out = tmp_path / f"out{len(cap) and cap[-1]}"
+        assert cli.main(["evaluate", "--suite-file", str(suite_file), "--suite", "tiny-cap", "--no-xla", "--quiet",
+                         "--output-dir", str(out), *cap]) == 0
+        return json.loads((out / "tiny-cap" / "tiny-cap.json").read_text())["tasks"][0]["results"]["HyperAdam"]
+
+    default, uncapped, tight = hyperadam_entry(), hyperadam_entry("--max-relative-step", "none"), \
+        hyperadam_entry("--max-relative-step", "1e-4")
+    assert default["optimizer"]["max_relative_step"] == 0.03
+    assert uncapped["optimizer"]["max_relative_step"] is None and tight["optimizer"]["max_relative_step"] == 1e-4
+    # w ~ N(0, 1): a cap of 1e-4 of its scale binds on every step, 0.03 and none do not (the same floats).
+    assert uncapped["runs"][0]["final_loss"] == default["runs"][0]["final_loss"]
+    assert tight["runs"][0]["final_loss"] > uncapped["runs"][0]["final_loss"]
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--suite", "bench", "--max-relative-step", "none"]) == 2
+    assert "measures the default optimizer's time" in capsys.readouterr().err

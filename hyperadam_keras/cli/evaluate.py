@@ -17,7 +17,9 @@ import os
 import shlex
 import sys
 
-from hyperadam_keras.cli.arg_types import comma_list, positive_int
+from hyperadam_keras.cli.arg_types import comma_list, optional, positive_float, positive_int
+
+from hyperadam_keras.defaults import DEFAULT_MAX_RELATIVE_STEP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-hyperadam", action="store_true",
                         help="fit suites: run only the baselines (with --cache-dir: fills the cache ahead of "
                              "HyperAdam's runs)")
+    # Not given: absent from the namespace (None is a value: no cap).
+    parser.add_argument("--max-relative-step", type=optional(positive_float), default=argparse.SUPPRESS,
+                        help="HyperAdam's relative-step cap, or 'none' (no cap, as meta-training runs the bundles); "
+                             f"not for the bench suite (default: the optimizer's, {DEFAULT_MAX_RELATIVE_STEP})")
     parser.add_argument("--long", action="store_true", help="the long horizons (paper-cnn: 10,000 steps)")
     parser.add_argument("--output-dir", default="runs/evaluate",
                         help="reports go to OUTPUT_DIR/SUITE/ (Markdown, PNG, JSON)")
@@ -99,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"evaluate: --baselines AdamW: only fit suites (generalization) run AdamW, not {suite.name}",
                   file=sys.stderr)
             return 2
+        if suite.kind == "bench" and hasattr(args, "max_relative_step"):
+            print(f"evaluate: --max-relative-step: suite {suite.name} measures the default optimizer's time",
+                  file=sys.stderr)
+            return 2
         if suite.kind == "bench" and args.baselines_from:
             print(f"evaluate: --baselines-from: suite {suite.name} measures time and reuses nothing", file=sys.stderr)
             return 2
@@ -143,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         command = _command_line() or None
         bundles = args.bundle or [None]
+        hyperadam_options = ({"max_relative_step": args.max_relative_step} if hasattr(args, "max_relative_step")
+                             else {})
         for suite in chosen:
             name = suite.name
             if len(bundles) > 1 and not suite.multi_bundle:
@@ -161,13 +173,14 @@ def run(args: argparse.Namespace) -> int:
                                         baselines=args.baselines, progress=not args.quiet, command=command,
                                         keep_curves=not args.no_curves, cache_dir=args.cache_dir, tasks=args.task,
                                         include_hyperadam=not args.no_hyperadam,
-                                        baselines_from=baselines_from(suite))
+                                        baselines_from=baselines_from(suite), hyperadam_options=hyperadam_options)
             else:
                 results = evaluate.run_suite(suite, bundles=bundles, seeds=args.seeds, tune_seeds=args.tune_seeds,
                                              long=args.long, baselines=args.baselines, chunk_size=args.chunk_size,
                                              jit_compile=not args.no_xla, progress=not args.quiet,
                                              command=command, keep_curves=not args.no_curves,
-                                             cache_dir=args.cache_dir, baselines_from=baselines_from(suite))
+                                             cache_dir=args.cache_dir, baselines_from=baselines_from(suite),
+                                             hyperadam_options=hyperadam_options)
             out_dir = os.path.join(args.output_dir, suite.name)
             paths = report.write_report(results, out_dir)
             all_results.append(results)

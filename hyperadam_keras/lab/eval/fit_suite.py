@@ -101,12 +101,14 @@ def run_fit_suite(suite, bundles: Sequence[str | None] = (None,), seeds: int | N
                   max_extensions: int = 2, progress: bool = True, command: str | None = None,
                   keep_curves: bool = True, cache_dir: str | os.PathLike | None = None,
                   tasks: Sequence[str] | None = None, include_hyperadam: bool = True,
-                  baselines_from: str | os.PathLike | None = None) -> dict:
+                  baselines_from: str | os.PathLike | None = None, hyperadam_options: dict | None = None) -> dict:
     """Runs a fit suite (a `suites.Suite` of kind "fit", or its name) and returns the suites' JSON-ready
     results (`report.py` renders them). `tasks`: run only these task names (default: all);
     `include_hyperadam` False: only the baselines (to fill a run cache ahead of HyperAdam's runs);
     `baselines_from`: an earlier result JSON of this suite whose baselines' entries are reused where it
-    has them, each checked by training one of its runs again (`baseline_reuse.BaselineReuse`)."""
+    has them, each checked by training one of its runs again (`baseline_reuse.BaselineReuse`);
+    `hyperadam_options`: HyperAdam's options other than the default's (`baselines.hyperadam_spec`'s keywords,
+    e.g. {"max_relative_step": None})."""
     from hyperadam_keras.lab._requires import require
     from hyperadam_keras.lab.eval.tuning import tuning_seeds
     tqdm = require("tqdm.auto", feature="the evaluation progress bar").tqdm
@@ -122,7 +124,8 @@ def run_fit_suite(suite, bundles: Sequence[str | None] = (None,), seeds: int | N
     eval_seeds = list(range(int(seeds if seeds is not None else suite.seeds)))
     tune = tuning_seeds(int(tune_seeds if tune_seeds is not None else suite.tune_seeds))
     cache = FitRunCache(cache_dir) if cache_dir else None
-    hyperadams = [hyperadam_spec(b) for b in (list(bundles) or [None])] if include_hyperadam else []
+    hyperadams = ([hyperadam_spec(b, **(hyperadam_options or {})) for b in (list(bundles) or [None])]
+                  if include_hyperadam else [])
     if len(hyperadams) > 1:
         raise ValueError("a fit suite runs one HyperAdam (the default, or one --bundle)")
     reuse = None

@@ -139,11 +139,13 @@ def _reuse(earlier: BaselineReuse, task_spec: Any, spec: OptimizerSpec, train_on
 
 
 def suite_optimizers(suite: Any, task_spec: Any, bundles: Sequence[str | None],
-                     baselines: Sequence[str] | None = None) -> list[OptimizerSpec]:
-    """HyperAdam for each bundle (untuned) followed by the suite's baselines on the task's grids."""
+                     baselines: Sequence[str] | None = None, hyperadam_options: dict | None = None
+                     ) -> list[OptimizerSpec]:
+    """HyperAdam for each bundle (untuned; `hyperadam_options`: keywords of `hyperadam_spec` other than the
+    default's) followed by the suite's baselines on the task's grids."""
     specs = []
     for bundle in bundles:
-        spec = hyperadam_spec(bundle, label="HyperAdam")
+        spec = hyperadam_spec(bundle, label="HyperAdam", **(hyperadam_options or {}))
         if len(bundles) > 1:
             name = "default" if bundle is None else os.path.basename(os.path.normpath(str(bundle)))
             label = f"HyperAdam[{name}, J={spec.info['num_candidates']}]"
@@ -162,7 +164,7 @@ def run_suite(suite: Any, bundles: Sequence[str | None] = (None,), seeds: int | 
               chunk_size: int = 100, jit_compile: bool = True, max_extensions: int = 2,
               progress: bool = True, command: str | None = None, keep_curves: bool = True,
               cache_dir: str | os.PathLike | None = None,
-              baselines_from: str | os.PathLike | None = None) -> dict:
+              baselines_from: str | os.PathLike | None = None, hyperadam_options: dict | None = None) -> dict:
     """Runs a comparison suite (a `suites.Suite` or its name) and returns every number as a JSON-ready
     dict (see `report.py` for the rendering). `seeds`/`tune_seeds` default to the suite's.
 
@@ -170,6 +172,8 @@ def run_suite(suite: Any, bundles: Sequence[str | None] = (None,), seeds: int | 
     a new bundle reuses the baselines' runs); the result's "cache" counts them.
     `baselines_from`: an earlier result JSON of this suite whose baselines' entries are reused where it
     has them, each checked by training one of its runs again (`baseline_reuse.BaselineReuse`).
+    `hyperadam_options`: HyperAdam's options other than the default's (`baselines.hyperadam_spec`'s keywords,
+    e.g. {"max_relative_step": None}).
     """
     if isinstance(suite, str):
         suite = suites_module.get_suite(suite)
@@ -177,7 +181,7 @@ def run_suite(suite: Any, bundles: Sequence[str | None] = (None,), seeds: int | 
     num_seeds = int(seeds if seeds is not None else suite.seeds)
     num_tune = int(tune_seeds if tune_seeds is not None else suite.tune_seeds)
     eval_seeds, tune = list(range(num_seeds)), tuning_seeds(num_tune)
-    plan = [(spec, suite_optimizers(suite, spec, bundles, baselines)) for spec in suite.tasks]
+    plan = [(spec, suite_optimizers(suite, spec, bundles, baselines, hyperadam_options)) for spec in suite.tasks]
     total = sum(count_steps(opts, spec.num_steps(long), num_seeds, num_tune, max_extensions) for spec, opts in plan)
     cache = RunCache(cache_dir) if cache_dir else None
     earlier = None
