@@ -82,6 +82,7 @@ CONFIGS: dict[str, OptimizerSpec] = {spec.label: spec for spec in [
     # Without the cap, as meta-training ran and validated them (LOG.md, "What the cap costs", 2026-12-07).
     hyperadam("run10-lr-0.001", 0.001, meta_params=RUN10, max_relative_step=None),
     hyperadam("run12-lr-0.001", 0.001, meta_params=RUN12, max_relative_step=None),
+    hyperadam("run12-lr-0.001-cap-0.1", 0.001, meta_params=RUN12, max_relative_step=0.1),
     adam(0.001), adam(0.003), adam(0.01),
 ]}
 
