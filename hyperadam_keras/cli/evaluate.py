@@ -18,7 +18,6 @@ import shlex
 import sys
 
 from hyperadam_keras.cli.arg_types import comma_list, optional, positive_float, positive_int
-
 from hyperadam_keras.defaults import DEFAULT_MAX_RELATIVE_STEP
 
 
