@@ -96,6 +96,10 @@ def run_one(runs: FitRuns, spec: OptimizerSpec, seed: int) -> dict:
             "validation_loss": (record["validation"] or {}).get("loss"),
             "diverged": record["diverged"],
             "max_batch_loss_over_initial": float(np.nanmax(curve) / initial) if curve.size and initial else None,
+            # The step (from 1) of that largest batch loss, and the first step above twice the initial loss.
+            "max_batch_loss_step": int(np.nanargmax(curve)) + 1 if curve.size else None,
+            "first_step_above_twice_initial": (int(np.argmax(curve > 2 * initial)) + 1
+                                               if curve.size and initial and np.any(curve > 2 * initial) else None),
             "median_step_seconds": record["median_step_seconds"]}
 
 
