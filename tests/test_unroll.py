@@ -134,7 +134,7 @@ class DeadTensorTask(TinyRegression):
         return super().loss(params[:3], batch) + tf.reduce_sum(tf.nn.relu(params[3]))
 
 
-def test_unroll_with_the_relative_step_cap_matches_the_capped_optimizer(jit_compile=False):
+def test_unroll_with_the_relative_step_cap_matches_the_capped_optimizer():
     # τ = 0.01: binds on the zero-initialized bias (its scale is the floor, 0.01) and on the kernels. (Without
     # XLA: the cap's ops under XLA are the optimizer's own, which its tests compile.)
     task, seed, cap = TinyRegression(), 3, 0.01
@@ -143,7 +143,7 @@ def test_unroll_with_the_relative_step_cap_matches_the_capped_optimizer(jit_comp
     uncapped_weights, _ = _run_keras_optimizer(task, params, seed, 12)
     meta = U.meta_variables(params)
     step_fn = U.compile_fn(lambda s, k: U.meta_gradient(meta, task, s, k, 6, feature_normalization="rms-clip",
-                                                        max_relative_step=cap), jit_compile)
+                                                        max_relative_step=cap), False)
     state = U.init_unroll_state(task.init_params(seed), 8, 6)
     losses = []
     for _ in range(2):
@@ -156,7 +156,7 @@ def test_unroll_with_the_relative_step_cap_matches_the_capped_optimizer(jit_comp
     np.testing.assert_allclose(losses, [expected_losses[:6].mean(), expected_losses[6:].mean()], rtol=1e-5)
     # meta-validation (evaluate) caps alike.
     eval_fn = U.compile_fn(lambda s, k: U.evaluate(meta, task, s, k, 12, feature_normalization="rms-clip",
-                                                   max_relative_step=cap), jit_compile)
+                                                   max_relative_step=cap), False)
     _, final = eval_fn(U.init_unroll_state(task.init_params(seed), 8, 6), tf.constant(seed, tf.int64))
     for got, want in zip(final.params, expected_weights):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
