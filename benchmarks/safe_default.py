@@ -12,8 +12,8 @@ over the initial loss (a spike). Resumable: runs already in the JSON are not tra
     python benchmarks/safe_default.py --configs run10-lr-0.001-cap-0.03   # the default since 2026-12-03
 
 HyperAdam configurations run the "paper" bundle (the default when they were recorded) unless named
-run10-*: meta_training/run10's bundle, the default bundle since 2026-12-03, or run11-* / run12-*:
-meta_training/run11's / run12's (candidates, LOG.md). run10-lr-0.001 and run12-lr-0.001 run uncapped
+run10-*: meta_training/run10's bundle, the default bundle since 2026-12-03, or run11-* / run12-* / run15-*:
+meta_training/run11's / run12's / run15's (candidates, LOG.md). run10-lr-0.001, run12-lr-0.001 and run15-lr-0.001 run uncapped
 (`max_relative_step=None`), as meta-training ran those bundles; the earlier configurations without "cap" in
 their names were recorded when the optimizer had no cap.
 """
@@ -47,6 +47,7 @@ OUTPUT = os.path.join(HERE, "safe_default.json")
 RUN10 = os.path.join(os.path.dirname(HERE), "meta_training", "run10", "best_bundle")
 RUN11 = os.path.join(os.path.dirname(HERE), "meta_training", "run11", "best_bundle")
 RUN12 = os.path.join(os.path.dirname(HERE), "meta_training", "run12", "best_bundle")
+RUN15 = os.path.join(os.path.dirname(HERE), "meta_training", "run15", "best_bundle")
 
 
 def hyperadam(label: str, learning_rate: float, meta_params: str = "paper", **kwargs) -> OptimizerSpec:
@@ -83,6 +84,10 @@ CONFIGS: dict[str, OptimizerSpec] = {spec.label: spec for spec in [
     hyperadam("run10-lr-0.001", 0.001, meta_params=RUN10, max_relative_step=None),
     hyperadam("run12-lr-0.001", 0.001, meta_params=RUN12, max_relative_step=None),
     hyperadam("run12-lr-0.001-cap-0.1", 0.001, meta_params=RUN12, max_relative_step=0.1),
+    # run15 (diverse-fit: the low-loss regime and batch normalization in the family), meta-trained uncapped.
+    hyperadam("run15-lr-0.001", 0.001, meta_params=RUN15, max_relative_step=None),
+    hyperadam("run15-lr-0.001-cap-0.1", 0.001, meta_params=RUN15, max_relative_step=0.1),
+    hyperadam("run15-lr-0.001-cap-0.03", 0.001, meta_params=RUN15, max_relative_step=0.03),
     adam(0.001), adam(0.003), adam(0.01),
 ]}
 

@@ -118,6 +118,26 @@ _WIDE = tuple(Member("mlp", {**_MNIST, "batch_size": batch, "hidden_layers": lay
                              "activation": activation, "init_std": init_std})
               for layers, width, activation, init_std, batch in WIDE_MLPS)
 
+# The "diverse-fit" family adds to "diverse-wide" the two regimes where run12's bundle blew up without the
+# relative-step cap (LOG.md run12, run15): over-parameterized MLPs on 1,024-2,048 images, which they fit
+# within the horizon (10-12 epochs), so the cells see the low-loss regime where the 784-256-256-10 MLP diverged late; and
+# a CNN with batch normalization, where the BatchNorm CNN spiked in its first steps. None is a model of
+# the `generalization` suite or of the validation models (other widths, data sizes and layouts).
+# (hidden layers, width, activation, init std, batch size, training images):
+FIT_MLPS = ((2, 96, "relu", 0.05, 128, 2048), (1, 112, "elu", 0.03, 64, 1024), (3, 72, "tanh", 0.1, 128, 1536))
+# (filters, batch size) of a conv-BN-ReLU × 2, pool, dense net on the paper-cnn training split:
+BATCH_NORM_CNNS = (((8, 16), 64),)
+FEW_EXAMPLES_KIND = "hyperadam_keras.lab.tasks.low_loss:build_mlp_few_examples"
+BATCH_NORM_CNN_KIND = "hyperadam_keras.lab.tasks.low_loss:build_batch_norm_cnn"
+_FIT = tuple(
+    Member(FEW_EXAMPLES_KIND, {"source": FromConfig("data_source"), "data_dir": FromConfig("data_dir"),
+                               "examples": examples, "batch_size": batch, "hidden_layers": layers, "width": width,
+                               "activation": activation, "init_std": init_std})
+    for layers, width, activation, init_std, batch, examples in FIT_MLPS) + tuple(
+    Member(BATCH_NORM_CNN_KIND, {"source": FromConfig("data_source"), "data_dir": FromConfig("data_dir"),
+                                 "filters": filters, "batch_size": batch})
+    for filters, batch in BATCH_NORM_CNNS)
+
 # The "diverse-wide-held-out" family is "diverse-wide" with a held-out split on every task, for
 # meta-validation by held-out loss (`--validation-metric held-out-loss`): its MNIST tasks train on the
 # training part of `load_mnist_split` (never the 1,000 images the suites test on) less every 8th image,
@@ -161,6 +181,10 @@ TASKS: dict[str, TaskFamily] = {
     "diverse-wide": TaskFamily(_DIVERSE + _LARGE_STEP + _WIDE,
                                "diverse-large-step plus two wide ReLU MLPs on MNIST (1x192, init std 0.05, batch "
                                "64; 2x160, init std 0.03, batch 128): 19 tasks"),
+    "diverse-fit": TaskFamily(_DIVERSE + _LARGE_STEP + _WIDE + _FIT,
+                              "diverse-wide plus over-parameterized MLPs fitted within the horizon (2x96 ReLU on "
+                              "2,048 MNIST images, 1x112 ELU on 1,024, 3x72 tanh on 1,536) and a conv-BN-ReLU CNN "
+                              "(8/16 filters): 23 tasks"),
     "diverse-wide-held-out": TaskFamily(with_held_out(_DIVERSE + _LARGE_STEP + _WIDE),
                                         "diverse-wide with a held-out split on every task (every 8th example "
                                         "of the MNIST training part or of the generated data; the sine LSTMs' "
