@@ -27,21 +27,14 @@ os.environ.setdefault("HYPERADAM_KERAS_QUIET_START", "1")
 import hyperadam_keras  # noqa: E402,F401  (quiet start first)
 import numpy as np  # noqa: E402
 
+from hyperadam_keras.cli.arg_types import optional, positive_float  # noqa: E402
+from hyperadam_keras.defaults import DEFAULT_MAX_RELATIVE_STEP  # noqa: E402
 from hyperadam_keras.lab.eval.baselines import hyperadam_spec  # noqa: E402
 from hyperadam_keras.lab.eval.compare import FitRuns  # noqa: E402
 from hyperadam_keras.lab.eval.compare_builder import load_builder  # noqa: E402
 from hyperadam_keras.lab.eval.suites import get_suite  # noqa: E402
 
 REFERENCE = os.path.join(HERE, "generalization", "generalization.json")
-
-
-def cap_value(text: str) -> float | None:
-    if text == "none":
-        return None
-    value = float(text)
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"a cap must be a positive number or 'none', got {text!r}")
-    return value
 
 
 def reference_adam(path: str) -> dict:
@@ -81,7 +74,7 @@ def summary(runs: dict, reference: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", required=True, help="the candidate's bundle directory")
-    parser.add_argument("--max-relative-step", type=cap_value, default=0.03,
+    parser.add_argument("--max-relative-step", type=optional(positive_float), default=DEFAULT_MAX_RELATIVE_STEP,
                         help="HyperAdam's relative-step cap, or 'none' (default 0.03, the optimizer's)")
     parser.add_argument("--learning-rate", type=float, default=0.001, help="HyperAdam's α (default 0.001)")
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5, the suite's)")

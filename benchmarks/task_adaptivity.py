@@ -27,6 +27,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from hyperadam_keras.cli.arg_types import optional, positive_float  # noqa: E402
 from hyperadam_keras.bundle import default_bundle_path, load_meta_params  # noqa: E402
 from hyperadam_keras.lab.inspect_bundle import gate_statistics  # noqa: E402
 from hyperadam_keras.lab.eval.suites import build_task, get_suite  # noqa: E402
@@ -53,12 +54,17 @@ def tuned_adam_rates(path: str) -> dict[str, float]:
             if "Adam" in task["results"]}
 
 
+SETTINGS_OWN_CAP = object()  # --max-relative-step not given: the settings' own cap (argparse parses a str default)
+
+
 def effective_steps(args) -> None:
     from hyperadam_keras import PAPER_SETTINGS, HyperAdam
     from hyperadam_keras.lab.eval import adaptivity
     from hyperadam_keras.lab.eval.compare_builder import load_builder
 
     settings = dict(PAPER_SETTINGS) if args.paper_settings else {}
+    if args.max_relative_step is not SETTINGS_OWN_CAP:
+        settings["max_relative_step"] = args.max_relative_step
     if args.bundle:
         settings["meta_params"] = load_meta_params(args.bundle)
     done = {}
@@ -122,8 +128,13 @@ def _write(path: str, args, rows: list[dict]) -> None:
     with open(path, "w") as f:
         json.dump({"optimizer": "HyperAdam(**PAPER_SETTINGS)" if args.paper_settings else "HyperAdam()",
                    "bundle": args.bundle or "shipped default",
-                   "seed": args.seed, "command": "python benchmarks/task_adaptivity.py --effective-step "
+                   "seed": args.seed,
+                   "max_relative_step": ("settings' own" if args.max_relative_step is SETTINGS_OWN_CAP
+                                         else args.max_relative_step),
+                   "command": "python benchmarks/task_adaptivity.py --effective-step "
                    + (" --paper-settings" if args.paper_settings else "")
+                   + (f" --max-relative-step {args.max_relative_step or 'none'}"
+                      if args.max_relative_step is not SETTINGS_OWN_CAP else "")
                    + (f" --bundle {args.bundle}" if args.bundle else "") + f" --json {path}",
                    "tasks": rows}, f, indent=1)
 
@@ -142,6 +153,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--learning-rate", type=float, default=0.005)
     parser.add_argument("--bundle", default=None, help="bundle directory (default: the shipped one)")
+    parser.add_argument("--max-relative-step", type=optional(positive_float), default=SETTINGS_OWN_CAP,
+                        help="with --effective-step: HyperAdam's relative-step cap, or 'none' (default: the "
+                             "settings' own, 0.03 for HyperAdam(), none for --paper-settings)")
     parser.add_argument("--json", default=None, help="write the numbers here")
     args = parser.parse_args(argv)
     if args.effective_step:

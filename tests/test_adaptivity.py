@@ -88,3 +88,23 @@ def test_script_measures_a_task_resumes_and_reports(tmp_path, capsys):
     assert "paper-table1:mlp-1x20-relu:" not in out  # resumed, not re-run
     assert json.loads(path.read_text())["tasks"] == first
     assert "Effective step over 1 tasks" in out and "| paper-table1 | mlp-1x20-relu | 100 |" in out
+
+
+def test_script_measures_under_another_cap_and_records_it(tmp_path):
+    """`--max-relative-step none` measures the uncapped update: on the paper's MLP (weights N(0, 0.1²)) the
+    default's 3 % cap binds, so the uncapped effective step is larger (a cap only shrinks steps); the JSON records the cap."""
+    import json
+
+    from test_floor import load_script
+
+    script = load_script("task_adaptivity")
+    steps = {}
+    for cap in ("none", "0.03"):
+        path = tmp_path / f"effective-{cap}.json"
+        script.main(["--effective-step", "--suites", "paper-table1", "--tasks", "mlp-1x20-relu",
+                     "--max-relative-step", cap, "--json", str(path)])
+        result = json.loads(path.read_text())
+        assert result["max_relative_step"] == (None if cap == "none" else 0.03)
+        assert f"--max-relative-step {cap}" in result["command"]
+        steps[cap] = result["tasks"][0]["rms"]
+    assert steps["none"] > 1.05 * steps["0.03"]  # 3.71 against 3.32 with run10's bundle

@@ -132,3 +132,19 @@ def test_diverse_fit_family_adds_fitted_mlps_and_a_batch_norm_cnn_of_no_suite_or
 
 def _dense_widths(model) -> set:
     return {layer.units for layer in model._flatten_layers() if isinstance(layer, keras.layers.Dense)}
+
+
+def test_generalization_screen_summarizes_against_the_recorded_adam():
+    """`benchmarks/screen_generalization.py`'s table: mean final loss over seeds / the reference's tuned Adam
+    mean, accuracy in points, and the geometric mean of the ratios."""
+    from test_floor import load_script
+
+    script = load_script("screen_generalization")
+    runs = {"a": {"0": {"final_loss": 0.1, "accuracy": 0.90, "diverged": False},
+                  "1": {"final_loss": 0.3, "accuracy": 0.92, "diverged": False}},
+            "b": {"0": {"final_loss": 4.0, "accuracy": None, "diverged": True}}}
+    text = script.summary(runs, {"a": (0.4, 0.905), "b": (1.0, None)})
+    assert "| a | 2 | 0.2 | 0.4 | 0.50 | +0.5 | 0 |" in text and "| b | 1 | 4 | 1 | 4.00 | – | 1 |" in text
+    assert "on 1 of 2 tasks; geometric mean of the ratios 1.414, worst 4.00" in text
+    recorded = script.reference_adam(script.REFERENCE)
+    assert len(recorded) == 13 and all(loss > 0 for loss, _ in recorded.values())
