@@ -15,7 +15,8 @@ HyperAdam configurations run the "paper" bundle (the default when they were reco
 run10-*: meta_training/run10's bundle, the default bundle since 2026-12-03, or run11-* / run12-* / run15-*:
 meta_training/run11's / run12's / run15's (candidates, LOG.md). run10-lr-0.001, run12-lr-0.001 and run15-lr-0.001 run uncapped
 (`max_relative_step=None`), as meta-training ran those bundles; the earlier configurations without "cap" in
-their names were recorded when the optimizer had no cap.
+their names were recorded when the optimizer had no cap. "-clip-5": each candidate m̂_j clipped to ±5
+(`candidate_clip=5`).
 """
 
 from __future__ import annotations
@@ -88,6 +89,12 @@ CONFIGS: dict[str, OptimizerSpec] = {spec.label: spec for spec in [
     hyperadam("run15-lr-0.001", 0.001, meta_params=RUN15, max_relative_step=None),
     hyperadam("run15-lr-0.001-cap-0.1", 0.001, meta_params=RUN15, max_relative_step=0.1),
     hyperadam("run15-lr-0.001-cap-0.03", 0.001, meta_params=RUN15, max_relative_step=0.03),
+    # Each candidate m̂_j clipped to ±5 (`candidate_clip`, 2026-12-07): the learned decays' β² > γ hazard.
+    hyperadam("run15-lr-0.001-clip-5", 0.001, meta_params=RUN15, max_relative_step=None, candidate_clip=5.0),
+    hyperadam("run15-lr-0.001-cap-0.1-clip-5", 0.001, meta_params=RUN15, max_relative_step=0.1, candidate_clip=5.0),
+    hyperadam("run12-lr-0.001-clip-5", 0.001, meta_params=RUN12, max_relative_step=None, candidate_clip=5.0),
+    hyperadam("run10-lr-0.001-clip-5", 0.001, meta_params=RUN10, max_relative_step=None, candidate_clip=5.0),
+    hyperadam("run10-lr-0.001-cap-0.03-clip-5", 0.001, meta_params=RUN10, max_relative_step=0.03, candidate_clip=5.0),
     adam(0.001), adam(0.003), adam(0.01),
 ]}
 

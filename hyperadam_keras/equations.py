@@ -214,21 +214,32 @@ def weight_cell(task_state, kernel, bias):
     return ops.elu(ops.matmul(ops.transpose(kernel), task_state) + ops.expand_dims(bias, -1))
 
 
-def combine_corrected_moments(weights, m_corrected, root, epsilon):
+def combine_corrected_moments(weights, m_corrected, root, epsilon, candidate_clip: float | None = None):
     """Update direction d_t = Σ_j ρ_t^j ⊙ m̂_t^j, [n], with the candidates m̂_t = m̃_t / (√ṽ_t + ε)
     (`bias_corrected_moments`; m̃ = m / β̂, ṽ = v / γ̂) not formed apart: each term is computed as one
     quotient (ρ m̃) / (√ṽ + ε), the same value up to rounding and a faster XLA loop on this CPU than
-    forming m̂ first (docs/speed.md)."""
-    return ops.sum(weights * m_corrected / (root + epsilon), axis=0)
+    forming m̂ first (docs/speed.md).
+
+    With `candidate_clip` κ (a documented variant, not the paper's; `HyperAdam(candidate_clip=κ)`) each
+    candidate is clipped first, d_t = Σ_j ρ_t^j ⊙ clip(m̂_t^j, −κ, κ). The learned decays may give a
+    candidate β_t² > γ_t, and then m̂ is unbounded: on a coordinate whose gradient falls to zero (a
+    dead ReLU unit, a blank pixel) m and v decay as β^k and γ^k, so m̂ grows as (β/√γ)^k. Adam's
+    β₁² < β₂ keeps its m̂ bounded; the clip bounds HyperAdam's (docs/safety.md).
+    """
+    if candidate_clip is None:
+        return ops.sum(weights * m_corrected / (root + epsilon), axis=0)
+    return ops.sum(weights * ops.clip(m_corrected / (root + epsilon), -candidate_clip, candidate_clip), axis=0)
 
 
 def hyperadam_direction(meta: MetaWeights, gradient, state: CoordinateState, grad_sq_norm,
-                        moment_col_sq_norms, epsilon, feature_clip: float | None = None):
+                        moment_col_sq_norms, epsilon, feature_clip: float | None = None,
+                        candidate_clip: float | None = None):
     """One HyperAdam step for n coordinates: returns (d_t [n], new CoordinateState).
 
     The caller applies w_t = w_{t-1} - α d_t. `grad_sq_norm` (scalar) and `moment_col_sq_norms`
     ([J], of m_{t-1}) must be the global reductions over every coordinate updated in this step
     (`feature_sq_scales`), and `feature_clip` the bound of the same normalization (`feature_clip()`).
+    `candidate_clip`: None (the paper) or κ, each candidate clipped to ±κ (`combine_corrected_moments`).
     """
     g_hat, m_prime = normalized_features(gradient, state.m, grad_sq_norm, moment_col_sq_norms, feature_clip)
     x = preprocess(g_hat, meta.preprocess_kernel, meta.preprocess_bias)
@@ -241,7 +252,7 @@ def hyperadam_direction(meta: MetaWeights, gradient, state: CoordinateState, gra
         ops.sigmoid(gamma_logits), ops.sigmoid(-beta_logits), ops.sigmoid(-gamma_logits))
     m_corrected, root = bias_corrected_moments(m, v, beta_hat, gamma_hat)
     rho = weight_cell(h, meta.weight_kernel, meta.weight_bias)
-    return (combine_corrected_moments(rho, m_corrected, root, epsilon),
+    return (combine_corrected_moments(rho, m_corrected, root, epsilon, candidate_clip),
             CoordinateState(h, c, m, v, beta_hat, gamma_hat))
 
 

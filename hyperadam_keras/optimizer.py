@@ -18,7 +18,8 @@ from hyperadam_keras.defaults import (DEFAULT_DECAY_AFTER, DEFAULT_EPSILON, DEFA
                                       DEFAULT_MAX_RELATIVE_STEP, DEFAULT_WARMUP_STEPS, check_bool,
                                       check_finite_non_negative)
 from hyperadam_keras.meta_params import MetaParams, MetaParamsError
-from hyperadam_keras.schedules import (check_decay_after, check_learning_rate, check_max_relative_step,
+from hyperadam_keras.schedules import (check_candidate_clip, check_decay_after, check_learning_rate,
+                                       check_max_relative_step,
                                        check_warmup_steps, learning_rate_is_valid, step_size_factor)
 
 SLOT_NAMES = ("h", "c", "m", "v", "beta_hat", "gamma_hat")
@@ -112,6 +113,11 @@ class HyperAdam(keras.optimizers.Optimizer):
             computes in float32; a bfloat16 state is rounded stochastically when written
             (`update.stochastic_round_to_bfloat16`: unbiased, where rounding to nearest would freeze
             the slow averages v, β̂, γ̂), so its runs differ from float32's by rounding noise.
+        candidate_clip: κ: each candidate update m̂_j = m̃_j / (√ṽ_j + ε) is clipped to [−κ, κ] before
+            the weights ρ combine them (`equations.combine_corrected_moments`). Learned decays with
+            β_t² > γ_t make m̂ grow without bound where a coordinate's gradient falls to zero (dead ReLU
+            units, blank pixels): without the relative-step cap that blew up wide ReLU MLPs late in
+            training (docs/safety.md). None (default): unclipped (the paper).
         {{base_optimizer_keyword_args}}
 
     Invalid arguments are a `ValueError` naming the argument and the value (a `MetaParamsError`, also a
@@ -130,6 +136,7 @@ class HyperAdam(keras.optimizers.Optimizer):
         max_relative_step: float | None = DEFAULT_MAX_RELATIVE_STEP,
         state_layout: str = slot_layout.COORDINATES_LAST,
         state_dtype: str = "float32",
+        candidate_clip: float | None = None,
         weight_decay: float | None = None,
         clipnorm: float | None = None,
         clipvalue: float | None = None,
@@ -153,6 +160,7 @@ class HyperAdam(keras.optimizers.Optimizer):
         max_relative_step = check_max_relative_step(max_relative_step)
         saved_layout = slot_layout.check_state_layout(state_layout)
         state_dtype = update.check_state_dtype(state_dtype)
+        candidate_clip = check_candidate_clip(candidate_clip)
         super().__init__(
             learning_rate=learning_rate,
             weight_decay=weight_decay,
@@ -176,6 +184,7 @@ class HyperAdam(keras.optimizers.Optimizer):
         self.max_relative_step = max_relative_step
         self.state_layout = saved_layout
         self.state_dtype = state_dtype
+        self.candidate_clip = candidate_clip
         # Set once a step was skipped for its learning rate, so that the warning is printed once. Not an
         # optimizer variable (`self.variables` and so checkpoints stay as they were) and not tracked.
         object.__setattr__(self, "_invalid_learning_rate_seen", tf.Variable(
@@ -337,9 +346,10 @@ class HyperAdam(keras.optimizers.Optimizer):
         if self.weight_decay is not None and self._use_weight_decay(variable):
             decay = self.weight_decay
         clip = equations.feature_clip(self.meta_params.feature_normalization)
-        run = (update.compiled_coordinate_update(J, H, self.epsilon, clip, self.max_relative_step)
+        run = (update.compiled_coordinate_update(J, H, self.epsilon, clip, self.max_relative_step, self.candidate_clip)
                if self.jit_compile else functools.partial(update.coordinate_update, epsilon=self.epsilon,
-                                                          feature_clip=clip, max_relative_step=self.max_relative_step))
+                                                          feature_clip=clip, max_relative_step=self.max_relative_step,
+                                                          candidate_clip=self.candidate_clip))
         delta, new_state = run(
             equations.MetaWeights(*(tf.constant(a) for a in self.meta_params.weights())),
             tf.reshape(tf.cast(gradient, _COMPUTE_DTYPE), (-1,)), state,
@@ -369,6 +379,7 @@ class HyperAdam(keras.optimizers.Optimizer):
         config.setdefault("max_relative_step", None)
         config.setdefault("state_layout", slot_layout.COORDINATES_FIRST)
         config.setdefault("state_dtype", "float32")  # the only state of versions before the option
+        config.setdefault("candidate_clip", None)  # the paper's unclipped candidates, as before the option
         return super().from_config(config, custom_objects=custom_objects)
 
     def get_config(self) -> dict:
@@ -383,6 +394,7 @@ class HyperAdam(keras.optimizers.Optimizer):
             "max_relative_step": self.max_relative_step,
             "state_layout": slot_layout.COORDINATES_LAST,
             "state_dtype": self.state_dtype,
+            "candidate_clip": self.candidate_clip,
         })
         return config
 

@@ -66,6 +66,16 @@ def check_max_relative_step(max_relative_step: float | None) -> float | None:
     return value
 
 
+def check_candidate_clip(candidate_clip: float | None) -> float | None:
+    """`candidate_clip` as a float > 0 (finite), or None (no clip); anything else is a ValueError naming it."""
+    if candidate_clip is None:
+        return None
+    value = check_finite_non_negative("candidate_clip", candidate_clip, "None or a finite number > 0")
+    if value == 0:
+        raise ValueError(f"candidate_clip must be None or a finite number > 0, got {candidate_clip!r}")
+    return value
+
+
 def warmup_factor(update_count: tf.Tensor | int, warmup_steps: int | None) -> tf.Tensor:
     """min(1, s / W) for the s-th update (s ≥ 1) and W = `warmup_steps`; 1 when `warmup_steps` is None.
 

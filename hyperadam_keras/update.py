@@ -66,20 +66,21 @@ def stochastic_round_to_bfloat16(x, seed, stream: int = 0):
 def coordinate_update(meta: equations.MetaWeights, gradient, state: list, weights, learning_rate, weight_decay,
                       grad_sq_norm, moment_col_sq_norms, is_finite, epsilon: float,
                       feature_clip: float | None = None, max_relative_step: float | None = None,
-                      rounding_seed=None):
+                      rounding_seed=None, candidate_clip: float | None = None):
     """Pure update of the n flattened coordinates of one tensor: returns (Δw [n] to subtract, new state list).
 
     Δw = α (d_t + λ w), capped to `max_relative_step` of the tensor's scale when given
     (`equations.cap_relative_step`); on a non-finite step (`is_finite` False) Δw = 0 and the state is
     returned as it came, so the step leaves everything untouched. The state may arrive in bfloat16: it is
     computed on in float32, and the new state is returned in the dtype it came in, rounded stochastically
-    (`stochastic_round_to_bfloat16`, seeded by `rounding_seed`, an int pair (step, variable)).
+    (`stochastic_round_to_bfloat16`, seeded by `rounding_seed`, an int pair (step, variable)). With
+    `candidate_clip` κ each candidate m̂_j is clipped to ±κ (`equations.combine_corrected_moments`).
     """
     stored = state
     state = [tf.cast(s, tf.float32) for s in state]  # float32 state: no op
     direction, new_state = equations.hyperadam_direction(
         meta, gradient, equations.CoordinateState(*state), grad_sq_norm, moment_col_sq_norms, epsilon,
-        feature_clip)
+        feature_clip, candidate_clip)
     if stored[0].dtype == tf.bfloat16:
         if rounding_seed is None:
             raise ValueError("coordinate_update: a bfloat16 state needs a rounding_seed")
@@ -93,10 +94,10 @@ def coordinate_update(meta: equations.MetaWeights, gradient, state: list, weight
 
 @functools.lru_cache(maxsize=None)
 def compiled_coordinate_update(num_candidates: int, hidden: int, epsilon: float,
-                               feature_clip: float | None = None, max_relative_step: float | None = None
-                               ) -> Callable:
-    """`coordinate_update` compiled with XLA, shared by every optimizer with this J, H, ε, feature clip
-    and relative-step cap.
+                               feature_clip: float | None = None, max_relative_step: float | None = None,
+                               candidate_clip: float | None = None) -> Callable:
+    """`coordinate_update` compiled with XLA, shared by every optimizer with this J, H, ε, feature clip,
+    relative-step cap and candidate clip.
 
     The meta-parameters are arguments, not constants baked into the graph, so a new optimizer
     instance reuses the compiled program of an earlier one instead of paying for another XLA
@@ -104,7 +105,7 @@ def compiled_coordinate_update(num_candidates: int, hidden: int, epsilon: float,
     """
     del num_candidates, hidden  # cache keys: one function per (J, H) keeps the traced J, H static
     return tf.function(functools.partial(coordinate_update, epsilon=epsilon, feature_clip=feature_clip,
-                                         max_relative_step=max_relative_step),
+                                         max_relative_step=max_relative_step, candidate_clip=candidate_clip),
                        jit_compile=True, reduce_retracing=True)
 
 

@@ -52,14 +52,14 @@ def zero_state(p: int, num_candidates: int, hidden: int) -> dict[str, np.ndarray
 def reference_step(arrays: Mapping[str, np.ndarray], weights: np.ndarray, gradient: np.ndarray,
                    state: Mapping[str, np.ndarray], learning_rate: float, epsilon: float = 1e-24,
                    weight_decay: float = 0.0, gates: dict | None = None, feature_normalization: str = "norm",
-                   ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+                   candidate_clip: float | None = None) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
     """One HyperAdam step in float64 for a flat vector of ALL p coordinates.
 
     `arrays` are the meta-parameters keyed by the bundle names (`preprocess/kernel`, ...).
     Returns (new weights [p], new state dict, direction d_t [p]); a `gates` dict receives this step's
     β, γ and ρ ([p, J] each). `feature_normalization` "rms" divides g and every column of m_{t-1} by
     their root mean square over the p coordinates instead of their norm; "rms-clip" then clips both
-    to ±10.
+    to ±10. `candidate_clip` κ clips each candidate m̂_j to [−κ, κ] before the weights combine them.
     """
     a = {name: np.asarray(value, np.float64) for name, value in arrays.items()}
     g = np.asarray(gradient, np.float64).reshape(-1)
@@ -95,6 +95,8 @@ def reference_step(arrays: Mapping[str, np.ndarray], weights: np.ndarray, gradie
     beta_hat = beta * bh_prev + (1.0 - beta)
     gamma_hat = gamma * gh_prev + (1.0 - gamma)
     candidates = _safe_div(m, beta_hat) / (np.sqrt(_safe_div(v, gamma_hat)) + epsilon)
+    if candidate_clip is not None:
+        candidates = np.clip(candidates, -candidate_clip, candidate_clip)
 
     # WeightCell (ELU, not a softmax) and the combined direction.
     rho = _elu(h @ a["weight_cell/kernel"] + a["weight_cell/bias"])

@@ -265,8 +265,10 @@ def test_cli_cache_dir(tmp_path, capsys, trained):
 # same value for every finite input, 0 at 0; a meta-gradient through the cap stays finite):
 # `reproduce_runs.py runs/eval-run12/paper-table1/paper-table1.json --seeds 0 1` re-trained the 16 runs
 # (HyperAdam, capped at 0.03, and tuned Adam) recorded with the previous code on the same machine the
-# same day, identical to the bit.
-TRAINING_CODE_SHA256 = "faf97f9d445d62f71f000adc2f0ba3ca34354f29909e23cb4b2af0e73e0c54c4"
+# same day, identical to the bit; and for `candidate_clip` (None, the default, is op for op the earlier
+# update; a κ is in the optimizer's config, which `optimizer_identity` keeps, and None is dropped from it):
+# the same command re-trained the same 16 runs identical to the bit.
+TRAINING_CODE_SHA256 = "10cb4ea5ffad9ac37f394d551dc3b7a776f81e1918abb13100daeaf433c45933"
 
 
 def test_the_training_code_is_the_one_the_cache_version_was_recorded_for():

@@ -145,3 +145,65 @@ def test_a_config_of_an_earlier_version_loads_without_the_options():
         del config[name]
     old = HyperAdam.from_config(config)
     assert old.max_relative_step is None and old.warmup_steps is None
+
+
+# --- candidate_clip: each candidate m̂_j clipped to ±κ ------------------------------------------------
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_candidate_clip_follows_the_reference(jit_compile):
+    """κ = 0.5 binds from the first step (every m̂ is ±1 there); 5 steps against the float64 reference."""
+    grads = gradients(5)
+    initial = [v.numpy() for v in variables()]
+    got = run(HyperAdam(learning_rate=0.01, meta_params=PARAMS, decay_after=None, max_relative_step=None,
+                        candidate_clip=0.5, jit_compile=jit_compile), variables(), grads)
+    w0 = ref.flatten(initial)
+    want = {}
+    for kappa in (0.5, None):
+        w, state = w0, ref.zero_state(w0.size, 5, 3)
+        for step in grads:
+            w, state, _ = ref.reference_step(PARAMS.arrays(), w, ref.flatten(step), state, 0.01, candidate_clip=kappa)
+        want[kappa] = w
+    assert ref.rel_err(ref.flatten(got) - w0, want[0.5] - w0) < TOL
+    assert ref.rel_err(want[0.5] - w0, want[None] - w0) > 0.1  # the clip did bind
+
+
+def _fading_gradient_steps(kappa, steps=150):
+    """J = 1, fixed β = 0.99 > √γ (γ = 0.9), ρ = 1; the gradient is 1 at the first step, then 0.
+    Returns each step's |Δw| / α."""
+    from hyperadam_keras import adam_ensemble
+    params = adam_ensemble(1, 2, beta_range=(0.99, 0.99), gamma=0.9, weight_sum=1.0)
+    variable = tf.Variable([0.0])
+    optimizer = HyperAdam(learning_rate=0.01, meta_params=params, decay_after=None, max_relative_step=None,
+                          candidate_clip=kappa)
+    moved = []
+    for s in range(steps):
+        before = float(variable.numpy()[0])
+        optimizer.apply_gradients([(tf.constant([1.0 if s == 0 else 0.0]), variable)])
+        moved.append(abs(float(variable.numpy()[0]) - before) / 0.01)
+    return np.array(moved)
+
+
+def test_candidate_clip_bounds_the_candidate_that_grows_where_the_gradient_fades():
+    """By hand: after the gradient 1 and k zeros, m̂ = (0.01·0.99^k / (1 − 0.99^(k+1))) /
+    √(0.1·0.9^k / (1 − 0.9^(k+1))), which grows as (0.99/√0.9)^k: β² > γ, a learned decay's hazard."""
+    k = np.arange(150)
+    m_hat = (0.01 * 0.99 ** k / (1 - 0.99 ** (k + 1))) / np.sqrt(0.1 * 0.9 ** k / (1 - 0.9 ** (k + 1)))
+    assert m_hat[0] == pytest.approx(1.0) and m_hat[-1] > 5.0
+    np.testing.assert_allclose(_fading_gradient_steps(None), m_hat, rtol=1e-4)
+    np.testing.assert_allclose(_fading_gradient_steps(2.0), np.minimum(m_hat, 2.0), rtol=1e-4)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), "2", True])
+def test_candidate_clip_rejects_what_is_not_a_positive_number(bad):
+    with pytest.raises(ValueError, match=r"candidate_clip must be None or a finite number > 0"):
+        HyperAdam(candidate_clip=bad)
+
+
+def test_candidate_clip_is_in_the_config_and_absent_means_unclipped():
+    optimizer = HyperAdam(meta_params=PARAMS, candidate_clip=5.0)
+    config = optimizer.get_config()
+    assert config["candidate_clip"] == 5.0
+    assert HyperAdam.from_config(config).candidate_clip == 5.0
+    del config["candidate_clip"]  # a config written before the option
+    assert HyperAdam.from_config(config).candidate_clip is None and HyperAdam().candidate_clip is None

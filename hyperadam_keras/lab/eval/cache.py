@@ -61,15 +61,15 @@ def optimizer_identity(spec: OptimizerSpec, optimizer: keras.optimizers.Optimize
 
     HyperAdam's `decay_after` is left out where it cannot change the run: None (a constant step, as
     every run before the option existed) or at least `steps` (its factor is exactly 1 for every step);
-    `warmup_steps` and `max_relative_step` where they are None (the run of every earlier version), and
-    `state_dtype` where it is "float32" (likewise)."""
+    `warmup_steps`, `max_relative_step` and `candidate_clip` where they are None (the run of every earlier
+    version), and `state_dtype` where it is "float32" (likewise)."""
     config = dict(optimizer.get_config())
     for name in ("name", "learning_rate"):  # the name is cosmetic; the rate is keyed on its own
         config.pop(name, None)
     if "decay_after" in config and (config["decay_after"] is None
                                     or (steps is not None and steps <= config["decay_after"])):
         del config["decay_after"]
-    for name in ("warmup_steps", "max_relative_step"):  # None: the run every version before them made
+    for name in ("warmup_steps", "max_relative_step", "candidate_clip"):  # None: every earlier version's run
         if name in config and config[name] is None:
             del config[name]
     if config.get("state_dtype") == "float32":
