@@ -292,7 +292,8 @@ def cap_relative_step(delta, weights, max_relative_step: float):
 
 
 def hyperadam_directions(meta: MetaWeights, gradients: list, states: list, epsilon,
-                         feature_normalization: str = "norm") -> tuple[list, list]:
+                         feature_normalization: str = "norm", candidate_clip: float | None = None
+                         ) -> tuple[list, list]:
     """One HyperAdam step for several tensors of one model: ([d_t] per tensor, [new CoordinateState]).
 
     The step's two global reductions (`feature_sq_scales`) are taken over all of `gradients` and of the
@@ -302,6 +303,6 @@ def hyperadam_directions(meta: MetaWeights, gradients: list, states: list, epsil
     """
     grad_sq_norm, moment_col_sq_norms = feature_sq_scales(gradients, [s.m for s in states], feature_normalization)
     clip = feature_clip(feature_normalization)
-    steps = [hyperadam_direction(meta, g, s, grad_sq_norm, moment_col_sq_norms, epsilon, clip)
+    steps = [hyperadam_direction(meta, g, s, grad_sq_norm, moment_col_sq_norms, epsilon, clip, candidate_clip)
              for g, s in zip(gradients, states)]
     return [direction for direction, _ in steps], [state for _, state in steps]

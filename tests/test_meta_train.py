@@ -232,6 +232,20 @@ def test_max_relative_step_reaches_the_trainers_unrolls_and_is_checked():
     assert abs(validation_loss(0.01) - uncapped) > 1e-3 * uncapped
 
 
+def test_candidate_clip_reaches_the_trainers_unrolls_and_is_checked():
+    for bad in (0, -1.0, float("inf"), float("nan"), "5"):
+        with pytest.raises(ValueError, match="candidate_clip"):
+            dataclasses.replace(TINY, candidate_clip=bad)
+    seeds = validation_task_seeds(TINY)
+
+    def validation_loss(candidate_clip):
+        return MetaTrainer(dataclasses.replace(TINY, candidate_clip=candidate_clip), _quadratic_rs()).validate(seeds)
+
+    unclipped = validation_loss(None)
+    assert validation_loss(1e9) == unclipped  # a clip above every candidate changes no float
+    assert abs(validation_loss(0.1) - unclipped) > 1e-3 * unclipped
+
+
 def test_rms_feature_normalization_is_trained_with_and_exported(tmp_path):
     """The config's normalization is what the unroll uses and what the bundle records: re-validating the
     exported bundle with "rms" gives the recorded best loss, with "norm" another one."""

@@ -57,11 +57,12 @@ class LinearTask(TinyRegression):
         return sum(tf.reduce_sum(p * tf.reduce_mean(x)) for p in params) + tf.reduce_sum(params[0])
 
 
-def _run_keras_optimizer(task, meta_params, seed, num_steps, decay_after=None, max_relative_step=None):
+def _run_keras_optimizer(task, meta_params, seed, num_steps, decay_after=None, max_relative_step=None,
+                         candidate_clip=None):
     """Reference: `num_steps` of HyperAdam.apply_gradients on tf.Variables; returns (weights, losses)."""
     variables = [tf.Variable(p) for p in task.init_params(seed)]
     optimizer = HyperAdam(max_relative_step=max_relative_step, learning_rate=0.005, meta_params=meta_params,
-                          jit_compile=False, decay_after=decay_after)
+                          jit_compile=False, decay_after=decay_after, candidate_clip=candidate_clip)
     losses = []
     for step in range(num_steps):
         with tf.GradientTape() as tape:
@@ -157,6 +158,32 @@ def test_unroll_with_the_relative_step_cap_matches_the_capped_optimizer():
     # meta-validation (evaluate) caps alike.
     eval_fn = U.compile_fn(lambda s, k: U.evaluate(meta, task, s, k, 12, feature_normalization="rms-clip",
                                                    max_relative_step=cap), False)
+    _, final = eval_fn(U.init_unroll_state(task.init_params(seed), 8, 6), tf.constant(seed, tf.int64))
+    for got, want in zip(final.params, expected_weights):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_unroll_with_the_candidate_clip_matches_the_clipped_optimizer():
+    # κ = 0.5 binds from the first step, where every candidate is ±1.
+    task, seed, kappa = TinyRegression(), 3, 0.5
+    params = random_meta_params(8, 6, seed=5).with_feature_normalization("rms-clip")
+    expected_weights, expected_losses = _run_keras_optimizer(task, params, seed, 12, candidate_clip=kappa)
+    unclipped_weights, _ = _run_keras_optimizer(task, params, seed, 12)
+    meta = U.meta_variables(params)
+    step_fn = U.compile_fn(lambda s, k: U.meta_gradient(meta, task, s, k, 6, feature_normalization="rms-clip",
+                                                        candidate_clip=kappa), False)
+    state = U.init_unroll_state(task.init_params(seed), 8, 6)
+    losses = []
+    for _ in range(2):
+        meta_loss, grads, state = step_fn(state, tf.constant(seed, tf.int64))
+        losses.append(meta_loss.numpy())
+        assert all(np.all(np.isfinite(g.numpy())) for g in grads)
+    for got, want, unclipped in zip(state.params, expected_weights, unclipped_weights):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
+        assert np.max(np.abs(want - unclipped)) > 1e-4  # the clip changed every tensor's run
+    np.testing.assert_allclose(losses, [expected_losses[:6].mean(), expected_losses[6:].mean()], rtol=1e-5)
+    eval_fn = U.compile_fn(lambda s, k: U.evaluate(meta, task, s, k, 12, feature_normalization="rms-clip",
+                                                   candidate_clip=kappa), False)
     _, final = eval_fn(U.init_unroll_state(task.init_params(seed), 8, 6), tf.constant(seed, tf.int64))
     for got, want in zip(final.params, expected_weights):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)

@@ -55,6 +55,8 @@ HELP: dict[str, str] = {
     "max_relative_step": "apply HyperAdam's relative-step cap in the unroll and meta-validation too: each tensor's "
                          "step shrunk to at most this fraction of its scale, as HyperAdam(max_relative_step=...) "
                          "does ('none' = no cap, every run up to run13; the default optimizer caps at 0.03)",
+    "candidate_clip": "clip each candidate update m^_j to +-this value in the unroll and meta-validation too, as "
+                      "HyperAdam(candidate_clip=...) does ('none' = unclipped, every run up to run15)",
     "second_order": "backpropagate through the optimizee gradients too (the paper: first order)",
     "meta_objective": "meta-loss of a truncation: mean-loss (the paper) or mean-log-loss (scale-free, for "
                       "mixtures of tasks with different loss scales)",
@@ -90,6 +92,7 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "stop_after_meta_steps": optional(positive_int),
     "decay_after": optional(positive_int),
     "max_relative_step": optional(positive_float),
+    "candidate_clip": optional(positive_float),
     "stop_after_minutes": optional(positive_float),
     "data_dir": optional(str),
     **dict.fromkeys(("task", "data_source", "init", "feature_normalization", "meta_objective", "meta_optimizer",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from hyperadam_keras import equations
 from hyperadam_keras.defaults import DEFAULT_EPSILON, PAPER_LEARNING_RATE
-from hyperadam_keras.schedules import check_decay_after, check_max_relative_step
+from hyperadam_keras.schedules import check_candidate_clip, check_decay_after, check_max_relative_step
 
 CONFIG_FILE = "config.json"
 
@@ -71,6 +71,9 @@ class MetaTrainConfig:
     # trained and chosen as the capped optimizer runs them; None: no cap (every run up to run13, while the
     # default optimizer has capped at 0.03 since 2026-12-02).
     max_relative_step: float | None = None
+    # The optimizer's clip of each candidate m̂_j to ±κ (`HyperAdam(candidate_clip=κ)`), applied in the unroll
+    # and meta-validation too; None: unclipped (every run up to run15).
+    candidate_clip: float | None = None
     # "mean-loss": mean_k L(w_k) over a truncation (the paper); "mean-log-loss": mean_k log L(w_k),
     # scale-free, for mixtures of tasks with different loss scales.
     meta_objective: str = "mean-loss"
@@ -113,6 +116,7 @@ class MetaTrainConfig:
             raise ValueError(f"init_weight_sum must be > 0, got {self.init_weight_sum}")
         check_decay_after(self.decay_after)
         check_max_relative_step(self.max_relative_step)
+        check_candidate_clip(self.candidate_clip)
         if self.meta_clip_norm is not None and not self.meta_clip_norm > 0:
             raise ValueError(f"meta_clip_norm must be > 0 or None, got {self.meta_clip_norm}")
 

@@ -66,12 +66,12 @@ class MetaTrainer:
                                                            c.learning_rate, c.epsilon, c.second_order,
                                                            c.meta_objective == "mean-log-loss",
                                                            c.feature_normalization, c.decay_after,
-                                                           c.max_relative_step),
+                                                           c.max_relative_step, c.candidate_clip),
             c.jit_compile) for task in self.tasks]
         self._evaluate_fns = [U.compile_fn(
             lambda state, seed, task=task: U.evaluate(self.meta, task, state, seed, c.truncation,
                                                       c.learning_rate, c.epsilon, c.feature_normalization,
-                                                      c.decay_after, c.max_relative_step),
+                                                      c.decay_after, c.max_relative_step, c.candidate_clip),
             c.jit_compile) for task in self.tasks]
         self._full_loss_fns = [tf.function(lambda params, seed, task=task: task.full_loss(params, seed))
                                for task in self.tasks]

@@ -85,15 +85,17 @@ def init_unroll_state(params: Sequence[tf.Tensor], num_candidates: int, hidden: 
 def hyperadam_update(meta: equations.MetaWeights, params: Sequence[tf.Tensor], grads: Sequence[tf.Tensor],
                      opt_state: Sequence[equations.CoordinateState], learning_rate: float,
                      epsilon: float = DEFAULT_EPSILON, feature_normalization: str = "norm",
-                     max_relative_step: float | None = None) -> tuple[list, list]:
+                     max_relative_step: float | None = None, candidate_clip: float | None = None
+                     ) -> tuple[list, list]:
     """One HyperAdam step on all optimizee tensors: w_t = w_{t-1} - α d_t, norms global over all of them.
 
     With `max_relative_step` (τ) each tensor's step α d_t is capped to τ of the tensor's scale
-    (`equations.cap_relative_step`), as `HyperAdam(max_relative_step=τ)` caps it. Returns (new params,
+    (`equations.cap_relative_step`), as `HyperAdam(max_relative_step=τ)` caps it; with `candidate_clip` κ
+    each candidate m̂_j is clipped to ±κ, as `HyperAdam(candidate_clip=κ)` clips it. Returns (new params,
     new per-tensor states). Same math and reductions as `HyperAdam`.
     """
     directions, new_states = equations.hyperadam_directions(
-        meta, [tf.reshape(g, [-1]) for g in grads], list(opt_state), epsilon, feature_normalization)
+        meta, [tf.reshape(g, [-1]) for g in grads], list(opt_state), epsilon, feature_normalization, candidate_clip)
     new_params = []
     for p, d in zip(params, directions):
         delta = tf.cast(learning_rate, p.dtype) * d
@@ -131,15 +133,16 @@ def _step_size(learning_rate: float, update_count: tf.Tensor, decay_after: int |
 def unroll(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num_steps: int,
            learning_rate: float = PAPER_LEARNING_RATE, epsilon: float = DEFAULT_EPSILON,
            second_order: bool = False, feature_normalization: str = "norm",
-           decay_after: int | None = None, max_relative_step: float | None = None
-           ) -> tuple[tf.Tensor, tf.Tensor, UnrollState]:
+           decay_after: int | None = None, max_relative_step: float | None = None,
+           candidate_clip: float | None = None) -> tuple[tf.Tensor, tf.Tensor, UnrollState]:
     """Runs `num_steps` HyperAdam steps from `state` (a `tf.while_loop` of num_steps - 1 steps and a last one).
 
     Returns (meta-loss, losses [num_steps], new state): losses[k-1] = L(w_k; batch_k), the loss of the
     k-th new iterate on the batch of step `state.step + k`; meta-loss is their mean. Differentiable
     with respect to `meta` (record it under a `GradientTape`; see `meta_gradient`). `decay_after`: the
     optimizer's step decay (`HyperAdam(decay_after=...)`), counted in the task's steps (`state.step`);
-    `max_relative_step`: the optimizer's relative-step cap (`HyperAdam(max_relative_step=...)`; None: none).
+    `max_relative_step`: the optimizer's relative-step cap (`HyperAdam(max_relative_step=...)`; None: none);
+    `candidate_clip`: its clip of each candidate (`HyperAdam(candidate_clip=...)`; None: none).
     """
     params, opt_state, step = list(state.params), list(state.opt_state), state.step
     _, grads = _loss_and_grads(task, params, task.sample_batch(task_seed, step), second_order)
@@ -147,7 +150,7 @@ def unroll(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num
     def body(k, params, opt_state, grads, losses):
         rate = _step_size(learning_rate, step + tf.cast(k, tf.int64) + 1, decay_after)
         params, opt_state = hyperadam_update(meta, params, grads, opt_state, rate, epsilon,
-                                             feature_normalization, max_relative_step)
+                                             feature_normalization, max_relative_step, candidate_clip)
         loss, grads = _loss_and_grads(task, params, task.sample_batch(task_seed, step + tf.cast(k, tf.int64) + 1),
                                       second_order)
         return k + 1, params, opt_state, grads, losses.write(k, loss)
@@ -160,7 +163,7 @@ def unroll(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num
     # The last iterate's loss only: its gradient belongs to the next truncation.
     params, opt_state = hyperadam_update(meta, params, grads, opt_state,
                                          _step_size(learning_rate, step + num_steps, decay_after), epsilon,
-                                         feature_normalization, max_relative_step)
+                                         feature_normalization, max_relative_step, candidate_clip)
     losses = losses.write(num_steps - 1, task.loss(params, task.sample_batch(task_seed, step + num_steps)))
     losses = losses.stack()
     return tf.reduce_mean(losses), losses, UnrollState(params, opt_state, step + num_steps)
@@ -170,7 +173,8 @@ def meta_gradient(meta: equations.MetaWeights, task, state: UnrollState, task_se
                   learning_rate: float = PAPER_LEARNING_RATE, epsilon: float = DEFAULT_EPSILON,
                   second_order: bool = False, log_objective: bool = False,
                   feature_normalization: str = "norm", decay_after: int | None = None,
-                  max_relative_step: float | None = None) -> tuple[tf.Tensor, list, UnrollState]:
+                  max_relative_step: float | None = None, candidate_clip: float | None = None
+                  ) -> tuple[tf.Tensor, list, UnrollState]:
     """One truncation and the gradient of its meta-loss: (meta-loss, grads in `meta` order, new state).
 
     meta-loss = mean_k L(w_k) (the paper), or with `log_objective` mean_k log L(w_k): invariant to the
@@ -182,7 +186,8 @@ def meta_gradient(meta: equations.MetaWeights, task, state: UnrollState, task_se
     with tf.GradientTape() as tape:
         tape.watch([m for m in meta if not isinstance(m, tf.Variable)])
         meta_loss, losses, new_state = unroll(meta, task, state, task_seed, num_steps, learning_rate, epsilon,
-                                              second_order, feature_normalization, decay_after, max_relative_step)
+                                              second_order, feature_normalization, decay_after, max_relative_step,
+                                              candidate_clip)
         if log_objective:
             meta_loss = tf.reduce_mean(tf.math.log(tf.maximum(losses, _TINY_LOSS)))
     grads = tape.gradient(meta_loss, list(meta), unconnected_gradients=tf.UnconnectedGradients.ZERO)
@@ -192,12 +197,13 @@ def meta_gradient(meta: equations.MetaWeights, task, state: UnrollState, task_se
 def evaluate(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num_steps: int,
              learning_rate: float = PAPER_LEARNING_RATE, epsilon: float = DEFAULT_EPSILON,
              feature_normalization: str = "norm", decay_after: int | None = None,
-             max_relative_step: float | None = None) -> tuple[tf.Tensor, UnrollState]:
+             max_relative_step: float | None = None, candidate_clip: float | None = None
+             ) -> tuple[tf.Tensor, UnrollState]:
     """Forward only, for meta-validation: (losses [num_steps] of the new iterates, final state)."""
     meta = equations.MetaWeights(*(tf.stop_gradient(tf.convert_to_tensor(m)) for m in meta))
     _, losses, new_state = unroll(meta, task, state, task_seed, num_steps, learning_rate, epsilon,
                                   feature_normalization=feature_normalization, decay_after=decay_after,
-                                  max_relative_step=max_relative_step)
+                                  max_relative_step=max_relative_step, candidate_clip=candidate_clip)
     return losses, new_state
 
 
