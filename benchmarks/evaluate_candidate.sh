@@ -5,17 +5,19 @@
 #   bash benchmarks/evaluate_candidate.sh run11             # meta_training/run11/best_bundle, all steps
 #   bash benchmarks/evaluate_candidate.sh run11 quick       # steps 1-2 only (~30 min on 2 cores)
 #   CAP=0.1 bash benchmarks/evaluate_candidate.sh run15     # under another relative-step cap ('none': none)
+#   CAP=none CLIP=5 bash benchmarks/evaluate_candidate.sh run16   # and each candidate clipped to ±5
 #
 # 1. effective step and final loss, one seed, on the 30 tasks of four suites, against tuned Adam's rates
 #    (benchmarks/effective_step_NAME.json; compare with benchmarks/compare_effective_step.py);
 # 2. the validation models the default's step was chosen on (benchmarks/safe_default.py, 2 seeds; the
-#    configuration NAME-lr-0.001-cap-0.03, or NAME-lr-0.001-cap-$CAP, or NAME-lr-0.001 for CAP=none, must
-#    be in its CONFIGS);
+#    configuration NAME-lr-0.001-cap-0.03, or NAME-lr-0.001-cap-$CAP, or NAME-lr-0.001 for CAP=none, each
+#    with -clip-$CLIP appended under CLIP, must be in its CONFIGS);
 # 3. the generalization suite, 5 seeds, baselines from runs/fit-cache (trained there if missing);
 # 4. the paper's 100-step suites, 20 seeds, Adam's runs reused from benchmarks/safe-default (trained here
 #    where they do not reproduce bit for bit, as on another CPU model);
 # 5. paper-cnn's CNN-2 and CNN-1, 20 seeds, one JSON per seed, then their summaries.
-# Results go to runs/eval-NAME/ (runs/eval-NAME-cap-CAP/ with CAP; copy what ships into benchmarks/NAME-default/).
+# Results go to runs/eval-NAME/ (runs/eval-NAME-cap-CAP-clip-CLIP/ with CAP or CLIP; copy what ships into
+# benchmarks/NAME-default/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME=${1:?usage: evaluate_candidate.sh NAME [quick]}
@@ -29,6 +31,12 @@ if [ -n "${CAP:-}" ]; then  # the optimizer's default cap (0.03) unless CAP is g
   EFFECTIVE=benchmarks/effective_step_$NAME-cap-$CAP.json
   SAFE_CONFIG=$NAME-lr-0.001$([ "$CAP" = none ] || echo "-cap-$CAP")
   CAP_ARGS=(--max-relative-step "$CAP")
+fi
+if [ -n "${CLIP:-}" ]; then  # unclipped unless CLIP is given
+  OUT=runs/eval-$NAME-cap-${CAP:-0.03}-clip-$CLIP
+  EFFECTIVE=benchmarks/effective_step_$NAME-cap-${CAP:-0.03}-clip-$CLIP.json
+  SAFE_CONFIG=$SAFE_CONFIG-clip-$CLIP
+  CAP_ARGS+=(--candidate-clip "$CLIP")
 fi
 PYTHON=${PYTHON:-.venv/bin/python}
 CLI=${CLI:-.venv/bin/hyperadam-keras}

@@ -192,6 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-relative-step", type=optional(positive_float), default=DEFAULT_MAX_RELATIVE_STEP,
                         help="HyperAdam's relative-step cap, or 'none' (no cap) "
                              f"(default: the optimizer's, {DEFAULT_MAX_RELATIVE_STEP})")
+    parser.add_argument("--candidate-clip", type=optional(positive_float), default=None,
+                        help="HyperAdam's clip of each candidate update to ±this value, or 'none' (default: none)")
     parser.add_argument("--epsilon", type=float, default=None, help="HyperAdam's ε (default: the optimizer's)")
     parser.add_argument("--bundle", default=None, help="meta-parameter bundle (default: the shipped one)")
     parser.add_argument("--feature-normalization", choices=FEATURE_NORMALIZATIONS, default=None,
@@ -217,7 +219,8 @@ def main(argv: list[str] | None = None) -> None:
     params = load_meta_params(args.bundle or default_bundle_path())
     if args.feature_normalization:
         params = params.with_feature_normalization(args.feature_normalization)
-    options = {"meta_params": params, "decay_after": args.decay_after, "max_relative_step": args.max_relative_step}
+    options = {"meta_params": params, "decay_after": args.decay_after, "max_relative_step": args.max_relative_step,
+               "candidate_clip": args.candidate_clip}
     if args.epsilon is not None:
         options["epsilon"] = args.epsilon
     schedule_name = "cosine" if args.cosine else (f"warm-up {args.warmup_steps}" if args.warmup_steps else "constant")
@@ -247,7 +250,8 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append({"task": spec.name, "steps": steps, "learning_rate": lr, "schedule": schedule_name,
                              "warmup_steps": args.warmup_steps, "decay_after": args.decay_after,
                              "epsilon": trainer.optimizer.epsilon,
-                             "max_relative_step": trainer.optimizer.max_relative_step, "seed": seed,
+                             "max_relative_step": trainer.optimizer.max_relative_step,
+                             "candidate_clip": trainer.optimizer.candidate_clip, "seed": seed,
                              "final_loss": run.final_loss, "test": run.test, "seconds": round(run.seconds, 1),
                              "minibatch_loss_every_100_steps": [float(x) for x in run.curve[::100]]})
                 print(f"{spec.name} lr {lr:g} seed {seed}: final loss {run.final_loss:.4g}, test {run.test}", flush=True)

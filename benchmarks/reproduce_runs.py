@@ -34,7 +34,8 @@ def optimizer_spec(label: str, recorded: dict, task_spec: suites.TaskSpec):
                              f"{'the shipped default' if bundle is None else bundle} no longer is")
         return baselines.hyperadam_spec(bundle, decay_after=info.get("decay_after"),
                                         warmup_steps=info.get("warmup_steps"),
-                                        max_relative_step=info.get("max_relative_step"))
+                                        max_relative_step=info.get("max_relative_step"),
+                                        candidate_clip=info.get("candidate_clip"))
     return baselines.baseline_spec(label, task_spec.grids.get(label))
 
 

@@ -76,6 +76,8 @@ def main(argv=None) -> int:
     parser.add_argument("--bundle", required=True, help="the candidate's bundle directory")
     parser.add_argument("--max-relative-step", type=optional(positive_float), default=DEFAULT_MAX_RELATIVE_STEP,
                         help="HyperAdam's relative-step cap, or 'none' (default 0.03, the optimizer's)")
+    parser.add_argument("--candidate-clip", type=optional(positive_float), default=None,
+                        help="HyperAdam's clip of each candidate update, or 'none' (default: none)")
     parser.add_argument("--learning-rate", type=float, default=0.001, help="HyperAdam's α (default 0.001)")
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5, the suite's)")
     parser.add_argument("--task", action="append", default=None, help="only this task (repeatable)")
@@ -87,11 +89,12 @@ def main(argv=None) -> int:
     if args.task and len(tasks) != len(set(args.task)):
         parser.error(f"unknown task in {args.task}; known: {', '.join(t.name for t in suite.tasks)}")
     settings = {"bundle": args.bundle, "max_relative_step": args.max_relative_step,
-                "learning_rate": args.learning_rate}
+                "candidate_clip": args.candidate_clip, "learning_rate": args.learning_rate}
     results = json.load(open(args.json)) if os.path.exists(args.json) else {"settings": settings, "runs": {}}
     if results["settings"] != settings:
         parser.error(f"{args.json} holds runs of {results['settings']}, not {settings}")
-    spec = hyperadam_spec(args.bundle, learning_rate=args.learning_rate, max_relative_step=args.max_relative_step)
+    spec = hyperadam_spec(args.bundle, learning_rate=args.learning_rate, max_relative_step=args.max_relative_step,
+                          candidate_clip=args.candidate_clip)
     for task in tasks:
         runs = FitRuns(load_builder(task.kwargs["builder"]), (), None)
         done = results["runs"].setdefault(task.name, {})

@@ -65,6 +65,8 @@ def effective_steps(args) -> None:
     settings = dict(PAPER_SETTINGS) if args.paper_settings else {}
     if args.max_relative_step is not SETTINGS_OWN_CAP:
         settings["max_relative_step"] = args.max_relative_step
+    if args.candidate_clip is not None:
+        settings["candidate_clip"] = args.candidate_clip
     if args.bundle:
         settings["meta_params"] = load_meta_params(args.bundle)
     done = {}
@@ -131,10 +133,12 @@ def _write(path: str, args, rows: list[dict]) -> None:
                    "seed": args.seed,
                    "max_relative_step": ("settings' own" if args.max_relative_step is SETTINGS_OWN_CAP
                                          else args.max_relative_step),
+                   "candidate_clip": args.candidate_clip,
                    "command": "python benchmarks/task_adaptivity.py --effective-step "
                    + (" --paper-settings" if args.paper_settings else "")
                    + (f" --max-relative-step {args.max_relative_step or 'none'}"
                       if args.max_relative_step is not SETTINGS_OWN_CAP else "")
+                   + (f" --candidate-clip {args.candidate_clip:g}" if args.candidate_clip is not None else "")
                    + (f" --bundle {args.bundle}" if args.bundle else "") + f" --json {path}",
                    "tasks": rows}, f, indent=1)
 
@@ -156,6 +160,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-relative-step", type=optional(positive_float), default=SETTINGS_OWN_CAP,
                         help="with --effective-step: HyperAdam's relative-step cap, or 'none' (default: the "
                              "settings' own, 0.03 for HyperAdam(), none for --paper-settings)")
+    parser.add_argument("--candidate-clip", type=positive_float, default=None,
+                        help="with --effective-step: HyperAdam's clip of each candidate update (default: none)")
     parser.add_argument("--json", default=None, help="write the numbers here")
     args = parser.parse_args(argv)
     if args.effective_step:

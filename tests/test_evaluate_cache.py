@@ -340,3 +340,26 @@ def test_cli_max_relative_step_reaches_hyperadam_and_is_recorded(tmp_path, capsy
     capsys.readouterr()
     assert cli.main(["evaluate", "--suite", "bench", "--max-relative-step", "none"]) == 2
     assert "measures the default optimizer's time" in capsys.readouterr().err
+
+
+def test_cli_candidate_clip_reaches_hyperadam_and_is_recorded(tmp_path, capsys):
+    suite_file = tmp_path / "suite.json"
+    suite_file.write_text(json.dumps({
+        "name": "tiny-clip", "description": "a tiny quadratic", "baselines": ["Adam"], "seeds": 1, "tune_seeds": 1,
+        "tasks": [{"name": "quad", "kind": "test_evaluate:TinyQuadratic", "steps": 4, "grids": {"Adam": [0.1]}}]}))
+
+    def hyperadam_entry(*clip: str) -> dict:
+        out = tmp_path / f"out{len(clip) and clip[-1]}"
+        assert cli.main(["evaluate", "--suite-file", str(suite_file), "--suite", "tiny-clip", "--no-xla", "--quiet",
+                         "--output-dir", str(out), "--max-relative-step", "none", *clip]) == 0
+        report = (out / "tiny-clip" / "tiny-clip.md").read_text()
+        return json.loads((out / "tiny-clip" / "tiny-clip.json").read_text())["tasks"][0]["results"]["HyperAdam"], report
+
+    (plain, plain_report), (tight, tight_report) = hyperadam_entry(), hyperadam_entry("--candidate-clip", "0.1")
+    assert plain["optimizer"]["candidate_clip"] is None and tight["optimizer"]["candidate_clip"] == 0.1
+    assert "`candidate_clip`" in tight_report and "`candidate_clip`" not in plain_report
+    # The first step's candidates are ±1: a clip of 0.1 binds, so the run differs.
+    assert tight["runs"][0]["final_loss"] != plain["runs"][0]["final_loss"]
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--suite", "bench", "--candidate-clip", "5"]) == 2
+    assert "--candidate-clip: suite bench measures the default optimizer's time" in capsys.readouterr().err

@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-relative-step", type=optional(positive_float), default=argparse.SUPPRESS,
                         help="HyperAdam's relative-step cap, or 'none' (no cap, as meta-training runs the bundles); "
                              f"not for the bench suite (default: the optimizer's, {DEFAULT_MAX_RELATIVE_STEP})")
+    parser.add_argument("--candidate-clip", type=optional(positive_float), default=argparse.SUPPRESS,
+                        help="HyperAdam's clip of each candidate update m^_j to +-this value, or 'none'; not for "
+                             "the bench suite (default: the optimizer's, none)")
     parser.add_argument("--long", action="store_true", help="the long horizons (paper-cnn: 10,000 steps)")
     parser.add_argument("--output-dir", default="runs/evaluate",
                         help="reports go to OUTPUT_DIR/SUITE/ (Markdown, PNG, JSON)")
@@ -104,10 +107,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"evaluate: --baselines AdamW: only fit suites (generalization) run AdamW, not {suite.name}",
                   file=sys.stderr)
             return 2
-        if suite.kind == "bench" and hasattr(args, "max_relative_step"):
-            print(f"evaluate: --max-relative-step: suite {suite.name} measures the default optimizer's time",
-                  file=sys.stderr)
-            return 2
+        for option, flag in (("max_relative_step", "--max-relative-step"), ("candidate_clip", "--candidate-clip")):
+            if suite.kind == "bench" and hasattr(args, option):
+                print(f"evaluate: {flag}: suite {suite.name} measures the default optimizer's time", file=sys.stderr)
+                return 2
         if suite.kind == "bench" and args.baselines_from:
             print(f"evaluate: --baselines-from: suite {suite.name} measures time and reuses nothing", file=sys.stderr)
             return 2
@@ -152,8 +155,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         command = _command_line() or None
         bundles = args.bundle or [None]
-        hyperadam_options = ({"max_relative_step": args.max_relative_step} if hasattr(args, "max_relative_step")
-                             else {})
+        hyperadam_options = {option: getattr(args, option) for option in ("max_relative_step", "candidate_clip")
+                             if hasattr(args, option)}
         for suite in chosen:
             name = suite.name
             if len(bundles) > 1 and not suite.multi_bundle:

@@ -12,7 +12,8 @@ from hyperadam_keras.bundle import default_bundle_path, read_bundle_metadata
 from hyperadam_keras.defaults import (DEFAULT_DECAY_AFTER, DEFAULT_LEARNING_RATE, DEFAULT_MAX_RELATIVE_STEP,
                                       DEFAULT_WARMUP_STEPS)
 from hyperadam_keras.optimizer import HyperAdam, resolve_meta_params
-from hyperadam_keras.schedules import check_decay_after, check_max_relative_step, check_warmup_steps
+from hyperadam_keras.schedules import (check_candidate_clip, check_decay_after, check_max_relative_step,
+                                       check_warmup_steps)
 
 OptimizerFactory = Callable[[float], keras.optimizers.Optimizer]
 
@@ -71,10 +72,11 @@ def hyperadam_spec(bundle: str | None = None, label: str | None = None,
                    learning_rate: float = DEFAULT_LEARNING_RATE,
                    decay_after: int | None = DEFAULT_DECAY_AFTER,
                    warmup_steps: int | None = DEFAULT_WARMUP_STEPS,
-                   max_relative_step: float | None = DEFAULT_MAX_RELATIVE_STEP) -> OptimizerSpec:
+                   max_relative_step: float | None = DEFAULT_MAX_RELATIVE_STEP,
+                   candidate_clip: float | None = None) -> OptimizerSpec:
     """HyperAdam with the bundle at `bundle` (None: the shipped default), untuned at `learning_rate`,
-    with the optimizer's default `decay_after`, `warmup_steps` and `max_relative_step` unless told
-    otherwise."""
+    with the optimizer's default `decay_after`, `warmup_steps`, `max_relative_step` and `candidate_clip`
+    unless told otherwise."""
     params = resolve_meta_params(bundle)
     path = str(bundle) if bundle is not None else str(default_bundle_path())
     try:
@@ -86,11 +88,12 @@ def hyperadam_spec(bundle: str | None = None, label: str | None = None,
 
     def factory(lr: float) -> keras.optimizers.Optimizer:
         return HyperAdam(learning_rate=lr, meta_params=params, decay_after=decay_after, warmup_steps=warmup_steps,
-                         max_relative_step=max_relative_step)
+                         max_relative_step=max_relative_step, candidate_clip=candidate_clip)
 
     return OptimizerSpec(label=label, factory=factory, default_lr=float(learning_rate), grid=(), info={
         "kind": "hyperadam", "decay_after": check_decay_after(decay_after),
         "warmup_steps": check_warmup_steps(warmup_steps), "max_relative_step": check_max_relative_step(max_relative_step),
+        "candidate_clip": check_candidate_clip(candidate_clip),
         "bundle": path,
         "bundle_is_default": bundle is None, "num_candidates": params.num_candidates, "hidden": params.hidden,
         "sha256": params.fingerprint(), "trained": metadata.get("trained"), "description": metadata.get("description")})

@@ -37,12 +37,15 @@ def _bundle_lines(results: dict) -> list[str]:
 
 
 def _safety_text(info: dict) -> str:
-    """The warm-up and relative-step cap of a HyperAdam run (none in reports written before they existed)."""
+    """The warm-up, relative-step cap and candidate clip of a HyperAdam run (none in reports written before
+    they existed)."""
     parts = []
     if info.get("warmup_steps"):
         parts.append(f"a linear warm-up over {info['warmup_steps']} steps (`warmup_steps`)")
     if info.get("max_relative_step"):
         parts.append(f"each tensor's step capped at {info['max_relative_step']:g} of its scale (`max_relative_step`)")
+    if info.get("candidate_clip"):
+        parts.append(f"each candidate update clipped to ±{info['candidate_clip']:g} (`candidate_clip`)")
     return "; " + " and ".join(parts) if parts else ""
 
 
