@@ -56,24 +56,24 @@ def check_warmup_steps(warmup_steps: int | None) -> int | None:
     return _check_step_count("warmup_steps", warmup_steps)
 
 
+def _positive_or_none(name: str, value: object) -> float | None:
+    """`value` as a float > 0 (finite), or None; anything else is a ValueError naming `name`."""
+    if value is None:
+        return None
+    number = check_finite_non_negative(name, value, "None or a finite number > 0")
+    if number == 0:
+        raise ValueError(f"{name} must be None or a finite number > 0, got {value!r}")
+    return number
+
+
 def check_max_relative_step(max_relative_step: float | None) -> float | None:
     """`max_relative_step` as a float > 0 (finite), or None (no cap); anything else is a ValueError naming it."""
-    if max_relative_step is None:
-        return None
-    value = check_finite_non_negative("max_relative_step", max_relative_step, "None or a finite number > 0")
-    if value == 0:
-        raise ValueError(f"max_relative_step must be None or a finite number > 0, got {max_relative_step!r}")
-    return value
+    return _positive_or_none("max_relative_step", max_relative_step)
 
 
 def check_candidate_clip(candidate_clip: float | None) -> float | None:
     """`candidate_clip` as a float > 0 (finite), or None (no clip); anything else is a ValueError naming it."""
-    if candidate_clip is None:
-        return None
-    value = check_finite_non_negative("candidate_clip", candidate_clip, "None or a finite number > 0")
-    if value == 0:
-        raise ValueError(f"candidate_clip must be None or a finite number > 0, got {candidate_clip!r}")
-    return value
+    return _positive_or_none("candidate_clip", candidate_clip)
 
 
 def warmup_factor(update_count: tf.Tensor | int, warmup_steps: int | None) -> tf.Tensor:

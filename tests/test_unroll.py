@@ -135,55 +135,33 @@ class DeadTensorTask(TinyRegression):
         return super().loss(params[:3], batch) + tf.reduce_sum(tf.nn.relu(params[3]))
 
 
-def test_unroll_with_the_relative_step_cap_matches_the_capped_optimizer():
-    # τ = 0.01: binds on the zero-initialized bias (its scale is the floor, 0.01) and on the kernels. (Without
-    # XLA: the cap's ops under XLA are the optimizer's own, which its tests compile.)
-    task, seed, cap = TinyRegression(), 3, 0.01
-    params = random_meta_params(8, 6, seed=5).with_feature_normalization("rms-clip")
-    expected_weights, expected_losses = _run_keras_optimizer(task, params, seed, 12, max_relative_step=cap)
-    uncapped_weights, _ = _run_keras_optimizer(task, params, seed, 12)
-    meta = U.meta_variables(params)
-    step_fn = U.compile_fn(lambda s, k: U.meta_gradient(meta, task, s, k, 6, feature_normalization="rms-clip",
-                                                        max_relative_step=cap), False)
-    state = U.init_unroll_state(task.init_params(seed), 8, 6)
-    losses = []
-    for _ in range(2):
-        meta_loss, grads, state = step_fn(state, tf.constant(seed, tf.int64))
-        losses.append(meta_loss.numpy())
-        assert all(np.all(np.isfinite(g.numpy())) for g in grads)
-    for got, want, uncapped in zip(state.params, expected_weights, uncapped_weights):
-        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
-        assert np.max(np.abs(want - uncapped)) > 1e-4  # the cap changed every tensor's run: the test can fail
-    np.testing.assert_allclose(losses, [expected_losses[:6].mean(), expected_losses[6:].mean()], rtol=1e-5)
-    # meta-validation (evaluate) caps alike.
-    eval_fn = U.compile_fn(lambda s, k: U.evaluate(meta, task, s, k, 12, feature_normalization="rms-clip",
-                                                   max_relative_step=cap), False)
-    _, final = eval_fn(U.init_unroll_state(task.init_params(seed), 8, 6), tf.constant(seed, tf.int64))
-    for got, want in zip(final.params, expected_weights):
-        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
-
-
-def test_unroll_with_the_candidate_clip_matches_the_clipped_optimizer():
+@pytest.mark.parametrize("option,value", [
+    # τ = 0.01 binds on the zero-initialized bias (its scale is the floor, 0.01) and on the kernels.
+    ("max_relative_step", 0.01),
     # κ = 0.5 binds from the first step, where every candidate is ±1.
-    task, seed, kappa = TinyRegression(), 3, 0.5
+    ("candidate_clip", 0.5)])
+def test_unroll_with_a_step_guard_matches_the_guarded_optimizer(option, value):
+    # Without XLA: the guards' ops under XLA are the optimizer's own, which its tests compile.
+    task, seed, guard = TinyRegression(), 3, {option: value}
     params = random_meta_params(8, 6, seed=5).with_feature_normalization("rms-clip")
-    expected_weights, expected_losses = _run_keras_optimizer(task, params, seed, 12, candidate_clip=kappa)
-    unclipped_weights, _ = _run_keras_optimizer(task, params, seed, 12)
+    expected_weights, expected_losses = _run_keras_optimizer(task, params, seed, 12, **guard)
+    unguarded_weights, _ = _run_keras_optimizer(task, params, seed, 12)
     meta = U.meta_variables(params)
     step_fn = U.compile_fn(lambda s, k: U.meta_gradient(meta, task, s, k, 6, feature_normalization="rms-clip",
-                                                        candidate_clip=kappa), False)
+                                                        **guard), False)
     state = U.init_unroll_state(task.init_params(seed), 8, 6)
     losses = []
     for _ in range(2):
         meta_loss, grads, state = step_fn(state, tf.constant(seed, tf.int64))
         losses.append(meta_loss.numpy())
         assert all(np.all(np.isfinite(g.numpy())) for g in grads)
-    for got, want, unclipped in zip(state.params, expected_weights, unclipped_weights):
+    for got, want, unguarded in zip(state.params, expected_weights, unguarded_weights):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
-        assert np.max(np.abs(want - unclipped)) > 1e-4  # the clip changed every tensor's run
+        assert np.max(np.abs(want - unguarded)) > 1e-4  # the guard changed every tensor's run: the test can fail
     np.testing.assert_allclose(losses, [expected_losses[:6].mean(), expected_losses[6:].mean()], rtol=1e-5)
-    eval_fn = U.compile_fn(lambda s, k: U.evaluate(meta, task, s, k, 12, feature_normalization="rms-clip",
-                                                   candidate_clip=kappa), False)
+    # meta-validation (evaluate) guards alike.
+    eval_fn = U.compile_fn(lambda s, k: U.evaluate(meta, task, s, k, 12, feature_normalization="rms-clip", **guard),
+                           False)
     _, final = eval_fn(U.init_unroll_state(task.init_params(seed), 8, 6), tf.constant(seed, tf.int64))
     for got, want in zip(final.params, expected_weights):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
