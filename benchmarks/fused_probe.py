@@ -45,7 +45,7 @@ def build_variants(shapes, seed: int = 0):
     import tensorflow as tf
 
     from hyperadam_keras import equations, update
-    from hyperadam_keras.optimizer import resolve_meta_params
+    from hyperadam_keras.bundle import resolve_meta_params
 
     params = resolve_meta_params(None)
     J, H = params.num_candidates, params.hidden

@@ -20,7 +20,7 @@ import sys
 
 from hyperadam_keras.lab.eval import baselines, suites
 from hyperadam_keras.lab.eval.trainer import Trainer
-from hyperadam_keras.optimizer import resolve_meta_params
+from hyperadam_keras.bundle import resolve_meta_params
 
 
 def optimizer_spec(label: str, recorded: dict, task_spec: suites.TaskSpec):

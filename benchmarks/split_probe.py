@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from hyperadam_keras import equations, update
     from hyperadam_keras.lab.eval.floor import median_seconds, update_inputs
-    from hyperadam_keras.optimizer import resolve_meta_params
+    from hyperadam_keras.bundle import resolve_meta_params
 
     params = resolve_meta_params(args.meta_params)
     n, clip = args.n, equations.feature_clip(params.feature_normalization)

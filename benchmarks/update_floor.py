@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--n and --repeats must be >= 1")
 
     from hyperadam_keras.lab.eval import floor
-    from hyperadam_keras.optimizer import resolve_meta_params
+    from hyperadam_keras.bundle import resolve_meta_params
 
     result = floor.update_floor(resolve_meta_params(args.meta_params), n=args.n, repeats=args.repeats)
     result["command"] = " ".join([os.path.basename(sys.executable), "benchmarks/update_floor.py"] + sys.argv[1:])

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Union
 
 import numpy as np
 import tensorflow as tf
@@ -304,3 +304,24 @@ def shipped_bundle_path(name: str) -> Path:
 def default_bundle_path() -> Path:
     """The shipped default bundle: inside the installed package, or `saved_meta/` of a checkout."""
     return shipped_bundle_path(DEFAULT_BUNDLE_NAME)
+
+
+MetaParamsLike = Union[None, str, os.PathLike, MetaParams, dict]
+
+
+def resolve_meta_params(meta_params: MetaParamsLike) -> MetaParams:
+    """None -> the shipped default bundle; a path -> that bundle; a `MetaParams` as is; a dict -> an
+    optimizer config entry (`bundle.meta_params_to_config`: the shipped bundle by name and SHA-256, or
+    embedded arrays as every config of earlier versions has) or a dict of arrays."""
+    if meta_params is None:
+        return default_meta_params()
+    if isinstance(meta_params, MetaParams):
+        return meta_params
+    if isinstance(meta_params, (str, os.PathLike)):
+        return load_meta_params(meta_params)
+    if isinstance(meta_params, dict):
+        if "arrays" in meta_params or "bundle" in meta_params:
+            return meta_params_from_config(meta_params)
+        return MetaParams.from_arrays(meta_params, source="meta_params")
+    raise MetaParamsError(f"meta_params must be None, a bundle path, a MetaParams or a dict, "
+                          f"got {type(meta_params).__name__} {meta_params!r:.200}")

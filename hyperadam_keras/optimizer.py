@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
-import sys
 from typing import Callable, Union
 
 import keras
@@ -13,53 +11,16 @@ import tensorflow as tf
 
 from hyperadam_keras import equations, update
 from hyperadam_keras import state_layout as slot_layout
-from hyperadam_keras.bundle import default_meta_params, load_meta_params, meta_params_from_config, meta_params_to_config
+from hyperadam_keras.bundle import MetaParamsLike, meta_params_to_config, resolve_meta_params
 from hyperadam_keras.defaults import (DEFAULT_DECAY_AFTER, DEFAULT_EPSILON, DEFAULT_LEARNING_RATE,
                                       DEFAULT_MAX_RELATIVE_STEP, DEFAULT_WARMUP_STEPS, check_bool,
                                       check_finite_non_negative)
-from hyperadam_keras.meta_params import MetaParams, MetaParamsError
 from hyperadam_keras.schedules import (check_candidate_clip, check_decay_after, check_learning_rate,
-                                       check_max_relative_step,
-                                       check_warmup_steps, learning_rate_is_valid, step_size_factor)
+                                       check_max_relative_step, check_warmup_steps, learning_rate_is_valid,
+                                       report_invalid_learning_rate, step_size_factor)
 
 SLOT_NAMES = ("h", "c", "m", "v", "beta_hat", "gamma_hat")
 _COMPUTE_DTYPE = "float32"  # the update computes in float32 whatever the state is stored in
-
-MetaParamsLike = Union[None, str, os.PathLike, MetaParams, dict]
-
-
-def resolve_meta_params(meta_params: MetaParamsLike) -> MetaParams:
-    """None -> the shipped default bundle; a path -> that bundle; a `MetaParams` as is; a dict -> an
-    optimizer config entry (`bundle.meta_params_to_config`: the shipped bundle by name and SHA-256, or
-    embedded arrays as every config of earlier versions has) or a dict of arrays."""
-    if meta_params is None:
-        return default_meta_params()
-    if isinstance(meta_params, MetaParams):
-        return meta_params
-    if isinstance(meta_params, (str, os.PathLike)):
-        return load_meta_params(meta_params)
-    if isinstance(meta_params, dict):
-        if "arrays" in meta_params or "bundle" in meta_params:
-            return meta_params_from_config(meta_params)
-        return MetaParams.from_arrays(meta_params, source="meta_params")
-    raise MetaParamsError(f"meta_params must be None, a bundle path, a MetaParams or a dict, "
-                          f"got {type(meta_params).__name__} {meta_params!r:.200}")
-
-
-def _in_xla_context() -> bool:
-    """Whether the op being built is compiled with XLA (e.g. `model.compile(jit_compile=True)`), where
-    `tf.print` cannot run."""
-    try:
-        from tensorflow.python.ops import control_flow_util
-        return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
-    except (ImportError, AttributeError):  # private API moved: assume XLA, which only costs the warning
-        return True
-
-
-_INVALID_LEARNING_RATE_WARNING = (
-    "HyperAdam: the learning rate must be finite and >= 0 but is {} at update {}: the step is skipped "
-    "(weights and optimizer state untouched), as is every later step with such a rate. "
-    "(This warning is printed once.)")
 
 try:
     from keras.src.optimizers.optimizer import base_optimizer_keyword_args as _BASE_OPTIMIZER_KEYWORD_ARGS
@@ -289,7 +250,7 @@ class HyperAdam(keras.optimizers.Optimizer):
         grads_and_vars = self._all_reduce_sum_gradients(list(zip(grads, trainable_variables)))
         alpha = tf.cast(learning_rate, _COMPUTE_DTYPE)
         alpha_is_valid = learning_rate_is_valid(alpha)
-        self._report_invalid_learning_rate(alpha_is_valid, alpha)
+        report_invalid_learning_rate(self._invalid_learning_rate_seen, alpha_is_valid, alpha, self._update_count())
         learning_rate = alpha * step_size_factor(self._update_count(), self.decay_after, self.warmup_steps)
         grads = [tf.cast(g, _COMPUTE_DTYPE) for g, _ in grads_and_vars]
         variables = [v for _, v in grads_and_vars]
@@ -304,20 +265,6 @@ class HyperAdam(keras.optimizers.Optimizer):
         tf.__internal__.distribute.interim.maybe_merge_call(
             self._distributed_update, self._distribution_strategy, list(zip(grads, variables)),
             learning_rate, grad_sq_norm, moment_col_sq_norms, is_finite)
-
-    def _report_invalid_learning_rate(self, is_valid, learning_rate):
-        """Prints `_INVALID_LEARNING_RATE_WARNING` at the first step with an invalid learning rate (not
-        inside an XLA-compiled step, where TensorFlow cannot print: the step is skipped all the same)."""
-        seen = self._invalid_learning_rate_seen
-        first = tf.logical_and(tf.logical_not(is_valid), tf.logical_not(seen.read_value()))
-        if not _in_xla_context():
-            def report():
-                tf.print(tf.strings.format(_INVALID_LEARNING_RATE_WARNING, (learning_rate, self._update_count())),
-                         output_stream=sys.stderr)
-                return tf.constant(True)
-
-            tf.cond(first, report, lambda: tf.constant(False))
-        seen.assign(tf.logical_or(seen.read_value(), tf.logical_not(is_valid)))
 
     def _update_count(self):
         """s of the update being applied: `iterations` counts applied updates (with gradient accumulation,

@@ -1,7 +1,9 @@
 """HyperAdam's step size: the decay it applies beyond the horizon its meta-parameters were trained on,
-and the checks of `decay_after` and `learning_rate`."""
+the checks of `decay_after` and `learning_rate`, and the warning when a step's learning rate is invalid."""
 
 from __future__ import annotations
+
+import sys
 
 import keras
 import tensorflow as tf
@@ -9,8 +11,8 @@ import tensorflow as tf
 from hyperadam_keras.defaults import DEFAULT_DECAY_AFTER, check_finite_non_negative
 
 __all__ = ["DEFAULT_DECAY_AFTER", "check_decay_after", "check_learning_rate", "check_max_relative_step",
-           "check_warmup_steps", "horizon_decay_factor", "learning_rate_is_valid", "step_size_factor",
-           "warmup_factor"]
+           "check_warmup_steps", "horizon_decay_factor", "learning_rate_is_valid", "report_invalid_learning_rate",
+           "step_size_factor", "warmup_factor"]
 
 
 def check_decay_after(decay_after: int | None) -> int | None:
@@ -112,3 +114,35 @@ def check_learning_rate(learning_rate: object) -> object:
 def learning_rate_is_valid(learning_rate: tf.Tensor) -> tf.Tensor:
     """Whether a step's learning rate (a float32 scalar) is finite and >= 0: a step with any other is skipped."""
     return tf.logical_and(tf.math.is_finite(learning_rate), learning_rate >= 0)
+
+
+def _in_xla_context() -> bool:
+    """Whether the op being built is compiled with XLA (e.g. `model.compile(jit_compile=True)`), where
+    `tf.print` cannot run."""
+    try:
+        from tensorflow.python.ops import control_flow_util
+        return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
+    except (ImportError, AttributeError):  # private API moved: assume XLA, which only costs the warning
+        return True
+
+
+_INVALID_LEARNING_RATE_WARNING = (
+    "HyperAdam: the learning rate must be finite and >= 0 but is {} at update {}: the step is skipped "
+    "(weights and optimizer state untouched), as is every later step with such a rate. "
+    "(This warning is printed once.)")
+
+
+def report_invalid_learning_rate(seen: tf.Variable, is_valid: tf.Tensor, learning_rate: tf.Tensor,
+                                 update_count: tf.Tensor) -> None:
+    """Prints `_INVALID_LEARNING_RATE_WARNING` at the first step whose learning rate is invalid, and records in
+    the boolean variable `seen` that one was. Inside an XLA-compiled step TensorFlow cannot print: there
+    the step is skipped all the same, silently."""
+    first = tf.logical_and(tf.logical_not(is_valid), tf.logical_not(seen.read_value()))
+    if not _in_xla_context():
+        def report():
+            tf.print(tf.strings.format(_INVALID_LEARNING_RATE_WARNING, (learning_rate, update_count)),
+                     output_stream=sys.stderr)
+            return tf.constant(True)
+
+        tf.cond(first, report, lambda: tf.constant(False))
+    seen.assign(tf.logical_or(seen.read_value(), tf.logical_not(is_valid)))
