@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 # Two test processes: the suite is mostly tracing and XLA compiles, which run on one core each (6.8 min
-# against 8.9 on 2 cores). TEST_WORKERS=0 runs it in one process. The 15 slowest tests are listed at the
+# against 8.9 on 2 cores). TEST_WORKERS=0 runs it in one process. A module marked with an xdist_group runs on one
+# worker (--dist loadgroup), so its costly module fixture (the example runs, the wheel) is not made twice. The 15 slowest tests are listed at the
 # end, to keep the suite within its 10-minute budget.
 TEST_WORKERS ?= 2
 
@@ -26,7 +27,7 @@ demo: $(STAMP)
 	HYPERADAM_KERAS_QUIET_START=1 TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python examples/quickstart.py --seeds 1 --output-dir demo_output/quickstart --tensorboard demo_output/tensorboard
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --durations=15 tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=15 tests
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info demo_output

@@ -267,7 +267,6 @@ def test_console_command_prints_no_tensorflow_start_up_lines():
         output = result.stdout + result.stderr
         assert not [noise for noise in TF_NOISE if noise in output], output
     assert "J = 8, H = 8" in result.stdout
-    assert _console("--verbose", "--help").returncode == 0
 
 
 def test_verbose_flag_and_the_users_level(monkeypatch):

@@ -41,6 +41,10 @@ def _run(args, timeout=240):
     return result.stdout
 
 
+# One worker runs the module, so its module fixture (the example runs) runs once.
+pytestmark = pytest.mark.xdist_group("examples")
+
+
 @pytest.fixture(scope="module")
 def fast_runs(tmp_path_factory):
     """name -> (its directory, a future of its stdout); all started at once."""

@@ -21,8 +21,19 @@ TINY = suites.Suite(
                                          grids={"Adam": (0.003, 0.03), "AdamW": (0.003, 0.03)}),))
 
 
-def test_a_fit_suite_tunes_the_baselines_and_resumes_from_its_cache(tmp_path):
-    baselines_only = fit_suite.run_fit_suite(TINY, progress=False, cache_dir=tmp_path, include_hyperadam=False)
+# Both tests below need the tuned baselines of TINY: trained once, into a cache the first test goes on with.
+pytestmark = pytest.mark.xdist_group("fit_suite")  # one worker, so the module's fixture is computed once
+
+
+@pytest.fixture(scope="module")
+def baselines_only(tmp_path_factory):
+    """TINY's baselines alone, tuned and trained into a fresh cache: (the result, the cache directory)."""
+    cache_dir = tmp_path_factory.mktemp("fit-cache")
+    return fit_suite.run_fit_suite(TINY, progress=False, cache_dir=cache_dir, include_hyperadam=False), cache_dir
+
+
+def test_a_fit_suite_tunes_the_baselines_and_resumes_from_its_cache(baselines_only):
+    baselines_only, tmp_path = baselines_only
     assert list(baselines_only["tasks"][0]["results"]) == ["Adam", "AdamW"]
     trained_baselines = baselines_only["cache"]["trained"]
     assert trained_baselines >= 2 * (2 + 2) and baselines_only["cache"]["from_cache"] == 0
@@ -58,12 +69,12 @@ def test_a_fit_suite_tunes_the_baselines_and_resumes_from_its_cache(tmp_path):
     assert "HyperAdam (untuned) against tuned Adam" in markdown and f"{ratio:.2f}" in markdown
 
 
-def test_baselines_from_an_earlier_result_are_reused_after_one_run_reproduces_them(tmp_path):
+def test_baselines_from_an_earlier_result_are_reused_after_one_run_reproduces_them(tmp_path, baselines_only):
     import json
 
     from hyperadam_keras.lab.eval.baseline_reuse import BaselineReuseError
 
-    earlier = fit_suite.run_fit_suite(TINY, progress=False, include_hyperadam=False)
+    earlier = baselines_only[0]  # trained with a cache; the checks below train without one
     path = tmp_path / "tiny-fit.json"
     path.write_text(json.dumps(earlier))
     # No cache: every number below that is not HyperAdam's comes from the file, checked by one retrained run.

@@ -53,6 +53,10 @@ def run(cmd, timeout: float = 120, **kwargs):
     return result.stdout
 
 
+# One worker runs the module, so its module fixture (the wheel build) runs once.
+pytestmark = pytest.mark.xdist_group("wheel")
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     """The package's wheel, built once from a copy of the sources (the in-tree build leaves nothing in
