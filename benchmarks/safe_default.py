@@ -49,7 +49,8 @@ RUN10 = os.path.join(os.path.dirname(HERE), "meta_training", "run10", "best_bund
 RUN11 = os.path.join(os.path.dirname(HERE), "meta_training", "run11", "best_bundle")
 RUN12 = os.path.join(os.path.dirname(HERE), "meta_training", "run12", "best_bundle")
 RUN15 = os.path.join(os.path.dirname(HERE), "meta_training", "run15", "best_bundle")
-RUN16 = os.path.join(os.path.dirname(HERE), "meta_training", "run16", "best_bundle")
+# run16 goes on after its screens: its epoch-1 bundle, the one they measured, is kept apart.
+RUN16 = os.path.join(os.path.dirname(HERE), "meta_training", "run16", "epoch1_bundle")
 
 
 def hyperadam(label: str, learning_rate: float, meta_params: str = "paper", **kwargs) -> OptimizerSpec:
@@ -98,6 +99,11 @@ CONFIGS: dict[str, OptimizerSpec] = {spec.label: spec for spec in [
     hyperadam("run10-lr-0.001-cap-0.03-clip-5", 0.001, meta_params=RUN10, max_relative_step=0.03, candidate_clip=5.0),
     # run16: run15 meta-trained further with the clip (κ = 5) and without the cap, as it runs here.
     hyperadam("run16-lr-0.001-clip-5", 0.001, meta_params=RUN16, max_relative_step=None, candidate_clip=5.0),
+    # ... with a linear warm-up, against the first steps' spike of normalized networks.
+    hyperadam("run16-lr-0.001-clip-5-warmup-20", 0.001, meta_params=RUN16, max_relative_step=None,
+              candidate_clip=5.0, warmup_steps=20),
+    hyperadam("run16-lr-0.001-clip-5-warmup-100", 0.001, meta_params=RUN16, max_relative_step=None,
+              candidate_clip=5.0, warmup_steps=100),
     adam(0.001), adam(0.003), adam(0.01),
 ]}
 
