@@ -6,9 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 # Two test processes: the suite is mostly tracing and XLA compiles, which run on one core each (6.8 min
-# against 8.9 on 2 cores). TEST_WORKERS=0 runs it in one process. A module marked with an xdist_group runs on one
-# worker (--dist loadgroup), so its costly module fixture (the example runs, the wheel) is not made twice. The 15 slowest tests are listed at the
-# end, to keep the suite within its 10-minute budget.
+# against 8.9 on 2 cores). TEST_WORKERS=0 runs it in one process. A module marked with an xdist_group runs
+# on one worker (--dist loadgroup), so a costly module fixture (the example runs, the wheel) is made once.
+# The 15 slowest tests are listed at the end, to keep the suite within its 10-minute budget.
 TEST_WORKERS ?= 2
 
 .PHONY: demo test install clean

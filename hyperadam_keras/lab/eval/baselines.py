@@ -8,10 +8,9 @@ from typing import Callable, Sequence
 
 import keras
 
-from hyperadam_keras.bundle import default_bundle_path, read_bundle_metadata
+from hyperadam_keras.bundle import default_bundle_path, read_bundle_metadata, resolve_meta_params
 from hyperadam_keras.defaults import (DEFAULT_DECAY_AFTER, DEFAULT_LEARNING_RATE, DEFAULT_MAX_RELATIVE_STEP,
                                       DEFAULT_WARMUP_STEPS)
-from hyperadam_keras.bundle import resolve_meta_params
 from hyperadam_keras.optimizer import HyperAdam
 from hyperadam_keras.schedules import (check_candidate_clip, check_decay_after, check_max_relative_step,
                                        check_warmup_steps)

@@ -48,11 +48,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from hyperadam_keras.bundle import MetaParamsLike, resolve_meta_params
 from hyperadam_keras.defaults import DEFAULT_LEARNING_RATE
 from hyperadam_keras.lab.eval.floor import floor_estimate, flop_per_coordinate, median_seconds
 from hyperadam_keras.lab.eval.machine import machine_info
 from hyperadam_keras.memory import optimizer_memory
-from hyperadam_keras.bundle import MetaParamsLike, resolve_meta_params
 from hyperadam_keras.optimizer import HyperAdam
 
 MODELS: dict[str, str] = {
