@@ -321,17 +321,23 @@ def test_baselines_from_an_earlier_result_skip_their_tuning_and_are_checked(tmp_
         run_suite(suite, None, baselines_from=path)
 
 
-def test_cli_max_relative_step_reaches_hyperadam_and_is_recorded(tmp_path, capsys):
+def _tiny_suite_hyperadam(tmp_path, *args: str) -> tuple[dict, str]:
+    """`evaluate` of a one-task quadratic suite (HyperAdam and Adam, one seed) with `args` added: HyperAdam's
+    result entry and the suite's Markdown report."""
     suite_file = tmp_path / "suite.json"
     suite_file.write_text(json.dumps({
-        "name": "tiny-cap", "description": "a tiny quadratic", "baselines": ["Adam"], "seeds": 1, "tune_seeds": 1,
+        "name": "tiny", "description": "a tiny quadratic", "baselines": ["Adam"], "seeds": 1, "tune_seeds": 1,
         "tasks": [{"name": "quad", "kind": "test_evaluate:TinyQuadratic", "steps": 4, "grids": {"Adam": [0.1]}}]}))
+    out = tmp_path / ("out-" + "-".join(args))
+    assert cli.main(["evaluate", "--suite-file", str(suite_file), "--suite", "tiny", "--no-xla", "--quiet",
+                     "--output-dir", str(out), *args]) == 0
+    report = (out / "tiny" / "tiny.md").read_text()
+    return json.loads((out / "tiny" / "tiny.json").read_text())["tasks"][0]["results"]["HyperAdam"], report
 
+
+def test_cli_max_relative_step_reaches_hyperadam_and_is_recorded(tmp_path, capsys):
     def hyperadam_entry(*cap: str) -> dict:
-        out = tmp_path / f"out{len(cap) and cap[-1]}"
-        assert cli.main(["evaluate", "--suite-file", str(suite_file), "--suite", "tiny-cap", "--no-xla", "--quiet",
-                         "--output-dir", str(out), *cap]) == 0
-        return json.loads((out / "tiny-cap" / "tiny-cap.json").read_text())["tasks"][0]["results"]["HyperAdam"]
+        return _tiny_suite_hyperadam(tmp_path, *cap)[0]
 
     default, uncapped, tight = hyperadam_entry(), hyperadam_entry("--max-relative-step", "none"), \
         hyperadam_entry("--max-relative-step", "1e-4")
@@ -346,17 +352,8 @@ def test_cli_max_relative_step_reaches_hyperadam_and_is_recorded(tmp_path, capsy
 
 
 def test_cli_candidate_clip_reaches_hyperadam_and_is_recorded(tmp_path, capsys):
-    suite_file = tmp_path / "suite.json"
-    suite_file.write_text(json.dumps({
-        "name": "tiny-clip", "description": "a tiny quadratic", "baselines": ["Adam"], "seeds": 1, "tune_seeds": 1,
-        "tasks": [{"name": "quad", "kind": "test_evaluate:TinyQuadratic", "steps": 4, "grids": {"Adam": [0.1]}}]}))
-
-    def hyperadam_entry(*clip: str) -> dict:
-        out = tmp_path / f"out{len(clip) and clip[-1]}"
-        assert cli.main(["evaluate", "--suite-file", str(suite_file), "--suite", "tiny-clip", "--no-xla", "--quiet",
-                         "--output-dir", str(out), "--max-relative-step", "none", *clip]) == 0
-        report = (out / "tiny-clip" / "tiny-clip.md").read_text()
-        return json.loads((out / "tiny-clip" / "tiny-clip.json").read_text())["tasks"][0]["results"]["HyperAdam"], report
+    def hyperadam_entry(*clip: str) -> tuple[dict, str]:
+        return _tiny_suite_hyperadam(tmp_path, "--max-relative-step", "none", *clip)
 
     (plain, plain_report), (tight, tight_report) = hyperadam_entry(), hyperadam_entry("--candidate-clip", "0.1")
     assert plain["optimizer"]["candidate_clip"] is None and tight["optimizer"]["candidate_clip"] == 0.1

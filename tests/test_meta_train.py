@@ -200,50 +200,27 @@ def test_init_weight_sum_scales_the_starting_ensemble_and_old_configs_still_resu
     assert resumed.complete
 
 
-def test_decay_after_reaches_the_trainers_unrolls_and_is_checked():
-    for bad in (0, 2.5, "100"):
-        with pytest.raises(ValueError, match="decay_after"):
-            dataclasses.replace(TINY, decay_after=bad)
-    seeds = validation_task_seeds(TINY)
-
-    def validation_loss(decay_after):
-        return MetaTrainer(dataclasses.replace(TINY, decay_after=decay_after), _quadratic_rs()).validate(seeds)
-
-    constant = validation_loss(None)
+@pytest.mark.parametrize("field, bad_values, neutral, binding", [
     # No decay within the horizon of 10 steps: the same run, bit for bit; from step 1 on: another run.
-    assert validation_loss(TINY.horizon) == constant
-    assert abs(validation_loss(1) - constant) > 1e-3 * constant
-
-
-def test_max_relative_step_reaches_the_trainers_unrolls_and_is_checked():
-    for bad in (0, -0.1, float("inf"), float("nan"), "0.03"):
-        with pytest.raises(ValueError, match="max_relative_step"):
-            dataclasses.replace(TINY, max_relative_step=bad)
-    seeds = validation_task_seeds(TINY)
-
-    def validation_loss(max_relative_step):
-        config = dataclasses.replace(TINY, max_relative_step=max_relative_step)
-        return MetaTrainer(config, _quadratic_rs()).validate(seeds)
-
-    uncapped = validation_loss(None)
+    ("decay_after", (0, 2.5, "100"), TINY.horizon, 1),
     # A cap far above every step changes no float; a small one binds (the quadratic starts at z = 0, whose
     # scale is the floor, so its steps are capped at τ · 0.01).
-    assert validation_loss(1e6) == uncapped
-    assert abs(validation_loss(0.01) - uncapped) > 1e-3 * uncapped
-
-
-def test_candidate_clip_reaches_the_trainers_unrolls_and_is_checked():
-    for bad in (0, -1.0, float("inf"), float("nan"), "5"):
-        with pytest.raises(ValueError, match="candidate_clip"):
-            dataclasses.replace(TINY, candidate_clip=bad)
+    ("max_relative_step", (0, -0.1, float("inf"), float("nan"), "0.03"), 1e6, 0.01),
+    # A clip above every candidate changes no float; a small one binds.
+    ("candidate_clip", (0, -1.0, float("inf"), float("nan"), "5"), 1e9, 0.1),
+])
+def test_a_step_option_reaches_the_trainers_unrolls_and_is_checked(field, bad_values, neutral, binding):
+    for bad in bad_values:
+        with pytest.raises(ValueError, match=field):
+            dataclasses.replace(TINY, **{field: bad})
     seeds = validation_task_seeds(TINY)
 
-    def validation_loss(candidate_clip):
-        return MetaTrainer(dataclasses.replace(TINY, candidate_clip=candidate_clip), _quadratic_rs()).validate(seeds)
+    def validation_loss(value):
+        return MetaTrainer(dataclasses.replace(TINY, **{field: value}), _quadratic_rs()).validate(seeds)
 
-    unclipped = validation_loss(None)
-    assert validation_loss(1e9) == unclipped  # a clip above every candidate changes no float
-    assert abs(validation_loss(0.1) - unclipped) > 1e-3 * unclipped
+    without = validation_loss(None)
+    assert validation_loss(neutral) == without
+    assert abs(validation_loss(binding) - without) > 1e-3 * without
 
 
 def test_rms_feature_normalization_is_trained_with_and_exported(tmp_path):
