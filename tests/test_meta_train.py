@@ -477,3 +477,25 @@ def test_validate_bundles_reads_each_bundles_sizes_and_the_runs_recipe(tmp_path)
     assert capped == pytest.approx(MetaTrainer(capped_config, tasks, init=load_meta_params(tmp_path / "bundle"))
                                    .validate(validation_task_seeds(capped_config)), rel=1e-6)
     assert capped != pytest.approx(got, rel=1e-3)
+
+
+def test_second_order_clip_is_checked_and_reaches_the_trainers_meta_gradient():
+    for bad in (0, -1.0, float("inf"), float("nan"), "1"):
+        with pytest.raises(ValueError, match="second_order_clip"):
+            dataclasses.replace(TINY, second_order=True, second_order_clip=bad)
+    with pytest.raises(ValueError, match="second_order_clip.*needs second_order=True"):
+        dataclasses.replace(TINY, second_order_clip=1.0)
+
+    def meta_after_one_step(**options):  # one SGD meta-step: the change of the weights is the meta-gradient
+        config = dataclasses.replace(TINY, meta_optimizer="sgd", meta_learning_rate=1.0, meta_clip_norm=None, **options)
+        trainer = MetaTrainer(config, _quadratic_rs(), init=adam_ensemble(4, 4))
+        _, _, applied, _ = trainer.train_step(trainer.start_task(0), 0)
+        assert applied
+        return [w.numpy() for w in trainer.meta]
+
+    first = meta_after_one_step()
+    exact = meta_after_one_step(second_order=True)
+    cut = meta_after_one_step(second_order=True, second_order_clip=1e-30)  # nothing flows back into g
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(first, exact)) > 1e-6  # measured 2.5e-5
+    for a, b in zip(first, cut):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-9)  # measured 2e-11

@@ -58,6 +58,10 @@ HELP: dict[str, str] = {
     "candidate_clip": "clip each candidate update m^_j to +-this value in the unroll and meta-validation too, as "
                       "HyperAdam(candidate_clip=...) does ('none' = unclipped, every run up to run15)",
     "second_order": "backpropagate through the optimizee gradients too (the paper: first order)",
+    "second_order_clip": "with --second-order, clip each entry of what flows back into an optimizee gradient to "
+                         "+-this value, non-finite ones to 0 (bounds the 1/|g| of coordinates whose gradient is "
+                         "~0, which made the BatchNorm CNN's meta-gradient NaN; 'none' = exact, every run up to "
+                         "run16)",
     "meta_objective": "meta-loss of a truncation: mean-loss (the paper) or mean-log-loss (scale-free, for "
                       "mixtures of tasks with different loss scales)",
     "meta_optimizer": "meta-optimizer: adam (the paper) or sgd",
@@ -93,6 +97,7 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "decay_after": optional(positive_int),
     "max_relative_step": optional(positive_float),
     "candidate_clip": optional(positive_float),
+    "second_order_clip": optional(positive_float),
     "stop_after_minutes": optional(positive_float),
     "data_dir": optional(str),
     **dict.fromkeys(("task", "data_source", "init", "feature_normalization", "meta_objective", "meta_optimizer",

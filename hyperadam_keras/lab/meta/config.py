@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from hyperadam_keras import equations
-from hyperadam_keras.defaults import DEFAULT_EPSILON, PAPER_LEARNING_RATE
+from hyperadam_keras.defaults import DEFAULT_EPSILON, PAPER_LEARNING_RATE, check_finite_non_negative
 from hyperadam_keras.schedules import check_candidate_clip, check_decay_after, check_max_relative_step
 
 CONFIG_FILE = "config.json"
@@ -62,6 +62,10 @@ class MetaTrainConfig:
     horizon: int = 100  # T: optimizee steps per task
     truncation: int = 20  # K: optimizee steps per meta-step (T must be a multiple of K)
     second_order: bool = False  # backpropagate through the optimizee gradient too
+    # With second_order: each entry of the cotangent that flows back into an optimizee gradient clipped
+    # to ±c, non-finite ones zeroed (`unroll.bound_cotangent`); None: the exact second-order path (every
+    # run up to run16, whose BatchNorm CNN got a NaN meta-gradient at every truncation).
+    second_order_clip: float | None = None
     # The optimizer's step decay beyond step T' (`HyperAdam(decay_after=T')`: α·√(T'/max(s, T')) at the
     # s-th update), applied in the unroll too, so that a horizon longer than T' trains the update under
     # the schedule it runs with; None: a constant α (every run up to run11).
@@ -117,6 +121,12 @@ class MetaTrainConfig:
         check_decay_after(self.decay_after)
         check_max_relative_step(self.max_relative_step)
         check_candidate_clip(self.candidate_clip)
+        if self.second_order_clip is not None:
+            if not check_finite_non_negative("second_order_clip", self.second_order_clip,
+                                             "None or a finite number > 0") > 0:
+                raise ValueError(f"second_order_clip must be None or a finite number > 0, got {self.second_order_clip!r}")
+            if not self.second_order:
+                raise ValueError("second_order_clip bounds the second-order path: it needs second_order=True")
         if self.meta_clip_norm is not None and not self.meta_clip_norm > 0:
             raise ValueError(f"meta_clip_norm must be > 0 or None, got {self.meta_clip_norm}")
 

@@ -66,7 +66,8 @@ class MetaTrainer:
                                                            c.learning_rate, c.epsilon, c.second_order,
                                                            c.meta_objective == "mean-log-loss",
                                                            c.feature_normalization, c.decay_after,
-                                                           c.max_relative_step, c.candidate_clip),
+                                                           c.max_relative_step, c.candidate_clip,
+                                                           c.second_order_clip),
             c.jit_compile) for task in self.tasks]
         self._evaluate_fns = [U.compile_fn(
             lambda state, seed, task=task: U.evaluate(self.meta, task, state, seed, c.truncation,

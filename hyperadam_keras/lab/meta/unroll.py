@@ -15,7 +15,7 @@ losses of the K iterates the truncation produces, each on the batch that step k+
 gradient on. Every term depends on the meta-parameters (the loss of w_0 would not), and K-1 of the
 K losses are the ones the next gradient needs anyway; only the last costs one extra forward pass.
 The optimizee gradient is a constant to the meta-gradient (first order, as the paper) unless
-`second_order=True`.
+`second_order=True`; then `second_order_clip` c may bound what flows back into it (`bound_cotangent`).
 
 Task interface used here (see `hyperadam_keras.lab.tasks.base.Task`): `task.init_params(seed) ->
 list[tf.Tensor]`, `task.sample_batch(seed, step)` (graph/XLA compatible) and `task.loss(params, batch)
@@ -108,7 +108,30 @@ def hyperadam_update(meta: equations.MetaWeights, params: Sequence[tf.Tensor], g
 # --- truncations ------------------------------------------------------------------------------------
 
 
-def _loss_and_grads(task, params: list, batch, second_order: bool):
+def bound_cotangent(tensor: tf.Tensor, clip: float) -> tf.Tensor:
+    """The identity forward; backward, the cotangent ∂M/∂x clipped entry by entry to [−c, c], non-finite → 0.
+
+    Applied to each optimizee gradient g_t in a second-order unroll (`second_order_clip`). There
+    ∂M/∂g_t carries the update's Jacobian ∂d_t/∂g_t, which is about 1/|g| on a coordinate whose
+    gradient is ~0 but not exactly 0 (a conv bias before batch normalization, a dense weight behind a
+    dead unit): measured 1e13-1e20 on such coordinates (`benchmarks/second_order_probe.py`), against
+    1e-4-1e-2 elsewhere. The Hessian then carries it into every weight, and over 10 steps of a BatchNorm
+    CNN it overflows to NaN. Clipping each entry bounds what one step feeds back, and leaves the
+    entries below c (every coordinate whose gradient is not ~0) exact.
+    """
+    clip = float(clip)
+
+    @tf.custom_gradient
+    def identity(x):
+        def backward(cotangent):
+            finite = tf.where(tf.math.is_finite(cotangent), cotangent, tf.zeros_like(cotangent))
+            return tf.clip_by_value(finite, -clip, clip)
+        return tf.identity(x), backward
+
+    return identity(tensor)
+
+
+def _loss_and_grads(task, params: list, batch, second_order: bool, second_order_clip: float | None = None):
     with tf.GradientTape() as tape:
         tape.watch(params)
         loss = task.loss(params, batch)
@@ -116,6 +139,8 @@ def _loss_and_grads(task, params: list, batch, second_order: bool):
     if not second_order:
         # First order (the paper): the optimizee gradient is data to the meta-gradient.
         grads = [tf.stop_gradient(g) for g in grads]
+    elif second_order_clip is not None:
+        grads = [bound_cotangent(g, second_order_clip) for g in grads]
     return loss, grads
 
 
@@ -134,7 +159,8 @@ def unroll(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num
            learning_rate: float = PAPER_LEARNING_RATE, epsilon: float = DEFAULT_EPSILON,
            second_order: bool = False, feature_normalization: str = "norm",
            decay_after: int | None = None, max_relative_step: float | None = None,
-           candidate_clip: float | None = None) -> tuple[tf.Tensor, tf.Tensor, UnrollState]:
+           candidate_clip: float | None = None, second_order_clip: float | None = None
+           ) -> tuple[tf.Tensor, tf.Tensor, UnrollState]:
     """Runs `num_steps` HyperAdam steps from `state` (a `tf.while_loop` of num_steps - 1 steps and a last one).
 
     Returns (meta-loss, losses [num_steps], new state): losses[k-1] = L(w_k; batch_k), the loss of the
@@ -142,17 +168,18 @@ def unroll(meta: equations.MetaWeights, task, state: UnrollState, task_seed, num
     with respect to `meta` (record it under a `GradientTape`; see `meta_gradient`). `decay_after`: the
     optimizer's step decay (`HyperAdam(decay_after=...)`), counted in the task's steps (`state.step`);
     `max_relative_step`: the optimizer's relative-step cap (`HyperAdam(max_relative_step=...)`; None: none);
-    `candidate_clip`: its clip of each candidate (`HyperAdam(candidate_clip=...)`; None: none).
+    `candidate_clip`: its clip of each candidate (`HyperAdam(candidate_clip=...)`; None: none);
+    `second_order_clip`: with `second_order`, the bound of `bound_cotangent` on each gradient (None: exact).
     """
     params, opt_state, step = list(state.params), list(state.opt_state), state.step
-    _, grads = _loss_and_grads(task, params, task.sample_batch(task_seed, step), second_order)
+    _, grads = _loss_and_grads(task, params, task.sample_batch(task_seed, step), second_order, second_order_clip)
 
     def body(k, params, opt_state, grads, losses):
         rate = _step_size(learning_rate, step + tf.cast(k, tf.int64) + 1, decay_after)
         params, opt_state = hyperadam_update(meta, params, grads, opt_state, rate, epsilon,
                                              feature_normalization, max_relative_step, candidate_clip)
         loss, grads = _loss_and_grads(task, params, task.sample_batch(task_seed, step + tf.cast(k, tf.int64) + 1),
-                                      second_order)
+                                      second_order, second_order_clip)
         return k + 1, params, opt_state, grads, losses.write(k, loss)
 
     # A while loop, not a Python loop: the graph (and XLA's compile time) does not grow with K.
@@ -173,8 +200,8 @@ def meta_gradient(meta: equations.MetaWeights, task, state: UnrollState, task_se
                   learning_rate: float = PAPER_LEARNING_RATE, epsilon: float = DEFAULT_EPSILON,
                   second_order: bool = False, log_objective: bool = False,
                   feature_normalization: str = "norm", decay_after: int | None = None,
-                  max_relative_step: float | None = None, candidate_clip: float | None = None
-                  ) -> tuple[tf.Tensor, list, UnrollState]:
+                  max_relative_step: float | None = None, candidate_clip: float | None = None,
+                  second_order_clip: float | None = None) -> tuple[tf.Tensor, list, UnrollState]:
     """One truncation and the gradient of its meta-loss: (meta-loss, grads in `meta` order, new state).
 
     meta-loss = mean_k L(w_k) (the paper), or with `log_objective` mean_k log L(w_k): invariant to the
@@ -187,7 +214,7 @@ def meta_gradient(meta: equations.MetaWeights, task, state: UnrollState, task_se
         tape.watch([m for m in meta if not isinstance(m, tf.Variable)])
         meta_loss, losses, new_state = unroll(meta, task, state, task_seed, num_steps, learning_rate, epsilon,
                                               second_order, feature_normalization, decay_after, max_relative_step,
-                                              candidate_clip)
+                                              candidate_clip, second_order_clip)
         if log_objective:
             meta_loss = tf.reduce_mean(tf.math.log(tf.maximum(losses, _TINY_LOSS)))
     grads = tape.gradient(meta_loss, list(meta), unconnected_gradients=tf.UnconnectedGradients.ZERO)
