@@ -10,6 +10,8 @@ numbers to choose what to measure next, never to report. Resumable: runs already
 
     python benchmarks/screen_generalization.py --bundle meta_training/run15/best_bundle \\
         --max-relative-step 0.1 --json benchmarks/run15-candidate/screen_generalization_cap0.1.json
+    python benchmarks/screen_generalization.py --bundle meta_training/run16/epoch1_bundle --max-relative-step none \
+        --candidate-clip 5 --warmup-steps 20 --json runs/screen-run16-clip5-warmup20.json
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ os.environ.setdefault("HYPERADAM_KERAS_QUIET_START", "1")
 import hyperadam_keras  # noqa: E402,F401  (quiet start first)
 import numpy as np  # noqa: E402
 
-from hyperadam_keras.cli.arg_types import optional, positive_float  # noqa: E402
+from hyperadam_keras.cli.arg_types import optional, positive_float, positive_int  # noqa: E402
 from hyperadam_keras.defaults import DEFAULT_MAX_RELATIVE_STEP  # noqa: E402
 from hyperadam_keras.lab.eval.baselines import hyperadam_spec  # noqa: E402
 from hyperadam_keras.lab.eval.compare import FitRuns  # noqa: E402
@@ -78,6 +80,8 @@ def main(argv=None) -> int:
                         help="HyperAdam's relative-step cap, or 'none' (default 0.03, the optimizer's)")
     parser.add_argument("--candidate-clip", type=optional(positive_float), default=None,
                         help="HyperAdam's clip of each candidate update, or 'none' (default: none)")
+    parser.add_argument("--warmup-steps", type=positive_int, default=None,
+                        help="HyperAdam's linear warm-up over this many updates (default: none, the optimizer's)")
     parser.add_argument("--learning-rate", type=float, default=0.001, help="HyperAdam's α (default 0.001)")
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5, the suite's)")
     parser.add_argument("--task", action="append", default=None, help="only this task (repeatable)")
@@ -90,11 +94,13 @@ def main(argv=None) -> int:
         parser.error(f"unknown task in {args.task}; known: {', '.join(t.name for t in suite.tasks)}")
     settings = {"bundle": args.bundle, "max_relative_step": args.max_relative_step,
                 "candidate_clip": args.candidate_clip, "learning_rate": args.learning_rate}
+    if args.warmup_steps is not None:  # absent otherwise: screens recorded before the option still resume
+        settings["warmup_steps"] = args.warmup_steps
     results = json.load(open(args.json)) if os.path.exists(args.json) else {"settings": settings, "runs": {}}
     if results["settings"] != settings:
         parser.error(f"{args.json} holds runs of {results['settings']}, not {settings}")
     spec = hyperadam_spec(args.bundle, learning_rate=args.learning_rate, max_relative_step=args.max_relative_step,
-                          candidate_clip=args.candidate_clip)
+                          candidate_clip=args.candidate_clip, warmup_steps=args.warmup_steps)
     for task in tasks:
         runs = FitRuns(load_builder(task.kwargs["builder"]), (), None)
         done = results["runs"].setdefault(task.name, {})
