@@ -27,7 +27,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from hyperadam_keras.cli.arg_types import optional, positive_float  # noqa: E402
+from hyperadam_keras.cli.arg_types import optional, positive_float, positive_int  # noqa: E402
 from hyperadam_keras.bundle import default_bundle_path, load_meta_params  # noqa: E402
 from hyperadam_keras.lab.inspect_bundle import gate_statistics  # noqa: E402
 from hyperadam_keras.lab.eval.suites import build_task, get_suite  # noqa: E402
@@ -67,6 +67,8 @@ def effective_steps(args) -> None:
         settings["max_relative_step"] = args.max_relative_step
     if args.candidate_clip is not None:
         settings["candidate_clip"] = args.candidate_clip
+    if args.warmup_steps is not None:
+        settings["warmup_steps"] = args.warmup_steps
     if args.bundle:
         settings["meta_params"] = load_meta_params(args.bundle)
     done = {}
@@ -134,11 +136,13 @@ def _write(path: str, args, rows: list[dict]) -> None:
                    "max_relative_step": ("settings' own" if args.max_relative_step is SETTINGS_OWN_CAP
                                          else args.max_relative_step),
                    "candidate_clip": args.candidate_clip,
+                   **({"warmup_steps": args.warmup_steps} if args.warmup_steps is not None else {}),
                    "command": "python benchmarks/task_adaptivity.py --effective-step "
                    + (" --paper-settings" if args.paper_settings else "")
                    + (f" --max-relative-step {args.max_relative_step or 'none'}"
                       if args.max_relative_step is not SETTINGS_OWN_CAP else "")
                    + (f" --candidate-clip {args.candidate_clip:g}" if args.candidate_clip is not None else "")
+                   + (f" --warmup-steps {args.warmup_steps}" if args.warmup_steps is not None else "")
                    + (f" --bundle {args.bundle}" if args.bundle else "") + f" --json {path}",
                    "tasks": rows}, f, indent=1)
 
@@ -162,6 +166,8 @@ def main(argv: list[str] | None = None) -> None:
                              "settings' own, 0.03 for HyperAdam(), none for --paper-settings)")
     parser.add_argument("--candidate-clip", type=positive_float, default=None,
                         help="with --effective-step: HyperAdam's clip of each candidate update (default: none)")
+    parser.add_argument("--warmup-steps", type=positive_int, default=None,
+                        help="with --effective-step: HyperAdam's linear warm-up over this many updates (default: none)")
     parser.add_argument("--json", default=None, help="write the numbers here")
     args = parser.parse_args(argv)
     if args.effective_step:

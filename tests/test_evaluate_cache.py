@@ -363,3 +363,15 @@ def test_cli_candidate_clip_reaches_hyperadam_and_is_recorded(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["evaluate", "--suite", "bench", "--candidate-clip", "5"]) == 2
     assert "--candidate-clip: suite bench measures the default optimizer's time" in capsys.readouterr().err
+
+
+def test_cli_warmup_steps_reaches_hyperadam_and_is_recorded(tmp_path, capsys):
+    (plain, plain_report), (warm, warm_report) = (_tiny_suite_hyperadam(tmp_path),
+                                                  _tiny_suite_hyperadam(tmp_path, "--warmup-steps", "3"))
+    assert plain["optimizer"]["warmup_steps"] is None and warm["optimizer"]["warmup_steps"] == 3
+    assert "`warmup_steps`" in warm_report and "`warmup_steps`" not in plain_report
+    # Steps 1 and 2 of 4 at a third and two thirds of α: another run.
+    assert warm["runs"][0]["final_loss"] != plain["runs"][0]["final_loss"]
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--suite", "bench", "--warmup-steps", "20"]) == 2
+    assert "--warmup-steps: suite bench measures the default optimizer's time" in capsys.readouterr().err

@@ -56,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--candidate-clip", type=optional(positive_float), default=argparse.SUPPRESS,
                         help="HyperAdam's clip of each candidate update m^_j to +-this value, or 'none'; not for "
                              "the bench suite (default: the optimizer's, none)")
+    parser.add_argument("--warmup-steps", type=optional(positive_int), default=argparse.SUPPRESS,
+                        help="HyperAdam's linear warm-up over this many updates, or 'none'; not for the bench "
+                             "suite (default: the optimizer's, none)")
     parser.add_argument("--long", action="store_true", help="the long horizons (paper-cnn: 10,000 steps)")
     parser.add_argument("--output-dir", default="runs/evaluate",
                         help="reports go to OUTPUT_DIR/SUITE/ (Markdown, PNG, JSON)")
@@ -107,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"evaluate: --baselines AdamW: only fit suites (generalization) run AdamW, not {suite.name}",
                   file=sys.stderr)
             return 2
-        for option, flag in (("max_relative_step", "--max-relative-step"), ("candidate_clip", "--candidate-clip")):
+        for option, flag in (("max_relative_step", "--max-relative-step"), ("candidate_clip", "--candidate-clip"),
+                             ("warmup_steps", "--warmup-steps")):
             if suite.kind == "bench" and hasattr(args, option):
                 print(f"evaluate: {flag}: suite {suite.name} measures the default optimizer's time", file=sys.stderr)
                 return 2
@@ -155,8 +159,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         command = _command_line() or None
         bundles = args.bundle or [None]
-        hyperadam_options = {option: getattr(args, option) for option in ("max_relative_step", "candidate_clip")
-                             if hasattr(args, option)}
+        hyperadam_options = {option: getattr(args, option) for option in
+                             ("max_relative_step", "candidate_clip", "warmup_steps") if hasattr(args, option)}
         for suite in chosen:
             name = suite.name
             if len(bundles) > 1 and not suite.multi_bundle:
