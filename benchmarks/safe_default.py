@@ -51,8 +51,6 @@ RUN12 = os.path.join(os.path.dirname(HERE), "meta_training", "run12", "best_bund
 RUN15 = os.path.join(os.path.dirname(HERE), "meta_training", "run15", "best_bundle")
 # run16 goes on after its screens: its epoch-1 bundle, the one they measured, is kept apart.
 RUN16 = os.path.join(os.path.dirname(HERE), "meta_training", "run16", "epoch1_bundle")
-# run17 (second-order path bounded, the BatchNorm CNN trained): the bundle screened, copied from best_bundle.
-RUN17 = os.path.join(os.path.dirname(HERE), "meta_training", "run17", "screened_bundle")
 
 
 def hyperadam(label: str, learning_rate: float, meta_params: str = "paper", **kwargs) -> OptimizerSpec:
@@ -106,9 +104,6 @@ CONFIGS: dict[str, OptimizerSpec] = {spec.label: spec for spec in [
               candidate_clip=5.0, warmup_steps=20),
     hyperadam("run16-lr-0.001-clip-5-warmup-100", 0.001, meta_params=RUN16, max_relative_step=None,
               candidate_clip=5.0, warmup_steps=100),
-    hyperadam("run17-lr-0.001-clip-5", 0.001, meta_params=RUN17, max_relative_step=None, candidate_clip=5.0),
-    hyperadam("run17-lr-0.001-clip-5-warmup-20", 0.001, meta_params=RUN17, max_relative_step=None,
-              candidate_clip=5.0, warmup_steps=20),
     adam(0.001), adam(0.003), adam(0.01),
 ]}
 
