@@ -351,27 +351,19 @@ def test_cli_max_relative_step_reaches_hyperadam_and_is_recorded(tmp_path, capsy
     assert "measures the default optimizer's time" in capsys.readouterr().err
 
 
-def test_cli_candidate_clip_reaches_hyperadam_and_is_recorded(tmp_path, capsys):
-    def hyperadam_entry(*clip: str) -> tuple[dict, str]:
-        return _tiny_suite_hyperadam(tmp_path, "--max-relative-step", "none", *clip)
-
-    (plain, plain_report), (tight, tight_report) = hyperadam_entry(), hyperadam_entry("--candidate-clip", "0.1")
-    assert plain["optimizer"]["candidate_clip"] is None and tight["optimizer"]["candidate_clip"] == 0.1
-    assert "`candidate_clip`" in tight_report and "`candidate_clip`" not in plain_report
+@pytest.mark.parametrize("option, flag, value, parsed", [
     # The first step's candidates are ±1: a clip of 0.1 binds, so the run differs.
-    assert tight["runs"][0]["final_loss"] != plain["runs"][0]["final_loss"]
-    capsys.readouterr()
-    assert cli.main(["evaluate", "--suite", "bench", "--candidate-clip", "5"]) == 2
-    assert "--candidate-clip: suite bench measures the default optimizer's time" in capsys.readouterr().err
-
-
-def test_cli_warmup_steps_reaches_hyperadam_and_is_recorded(tmp_path, capsys):
-    (plain, plain_report), (warm, warm_report) = (_tiny_suite_hyperadam(tmp_path),
-                                                  _tiny_suite_hyperadam(tmp_path, "--warmup-steps", "3"))
-    assert plain["optimizer"]["warmup_steps"] is None and warm["optimizer"]["warmup_steps"] == 3
-    assert "`warmup_steps`" in warm_report and "`warmup_steps`" not in plain_report
+    ("candidate_clip", "--candidate-clip", "0.1", 0.1),
     # Steps 1 and 2 of 4 at a third and two thirds of α: another run.
-    assert warm["runs"][0]["final_loss"] != plain["runs"][0]["final_loss"]
+    ("warmup_steps", "--warmup-steps", "3", 3)])
+def test_cli_hyperadam_option_reaches_hyperadam_and_is_recorded(tmp_path, capsys, option, flag, value, parsed):
+    def hyperadam_entry(*args: str) -> tuple[dict, str]:
+        return _tiny_suite_hyperadam(tmp_path, "--max-relative-step", "none", *args)
+
+    (plain, plain_report), (chosen, chosen_report) = hyperadam_entry(), hyperadam_entry(flag, value)
+    assert plain["optimizer"][option] is None and chosen["optimizer"][option] == parsed
+    assert f"`{option}`" in chosen_report and f"`{option}`" not in plain_report
+    assert chosen["runs"][0]["final_loss"] != plain["runs"][0]["final_loss"]
     capsys.readouterr()
-    assert cli.main(["evaluate", "--suite", "bench", "--warmup-steps", "20"]) == 2
-    assert "--warmup-steps: suite bench measures the default optimizer's time" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--suite", "bench", flag, value]) == 2
+    assert f"{flag}: suite bench measures the default optimizer's time" in capsys.readouterr().err
