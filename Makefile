@@ -27,7 +27,7 @@ demo: $(STAMP)
 	HYPERADAM_KERAS_QUIET_START=1 TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python examples/quickstart.py --seeds 1 --output-dir demo_output/quickstart --tensorboard demo_output/tensorboard
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=15 tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=15 --cpu-durations=15 tests
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info demo_output
