@@ -499,3 +499,24 @@ def test_second_order_clip_is_checked_and_reaches_the_trainers_meta_gradient():
     assert max(float(np.max(np.abs(a - b))) for a, b in zip(first, exact)) > 1e-6  # measured 2.5e-5
     for a, b in zip(first, cut):
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-9)  # measured 2e-11
+
+
+def test_validation_loss_floor_counts_each_task_as_at_least_the_floor():
+    from hyperadam_keras.lab.meta.trainer import aggregate_validation
+    per_task = [1e-7, 1e-1, 1e-3]
+    # Geometric means by hand: 10^((-7 - 1 - 3) / 3) without a floor, 10^((-3 - 1 - 3) / 3) with 1e-3.
+    assert aggregate_validation(per_task, "final-loss") == pytest.approx(10 ** (-11 / 3), rel=1e-12)
+    assert aggregate_validation(per_task, "final-loss", 1e-3) == pytest.approx(10 ** (-7 / 3), rel=1e-12)
+    assert aggregate_validation(per_task, "mean-loss", 1e-3) == pytest.approx((1e-3 + 1e-1 + 1e-3) / 3, rel=1e-12)
+    assert aggregate_validation([float("nan"), 1.0], "final-loss", 1e-3) == float("inf")  # a NaN is not floored away
+    for bad in (0, -1.0, float("inf"), float("nan"), "1e-3"):
+        with pytest.raises(ValueError, match="validation_loss_floor"):
+            dataclasses.replace(TINY, validation_loss_floor=bad)
+    # The trainer's validation applies it: above every task's final loss, the figure is the floor itself.
+    config = dataclasses.replace(TINY, validation_metric="final-loss")
+    seeds = validation_task_seeds(config)
+    trainer = MetaTrainer(config, _quadratic_rs())
+    per_task = trainer.validation_losses(seeds)
+    assert trainer.validate(seeds) == pytest.approx(aggregate_validation(per_task, "final-loss"), rel=1e-12)
+    floored = MetaTrainer(dataclasses.replace(config, validation_loss_floor=10 * max(per_task)), _quadratic_rs())
+    assert floored.validate(seeds) == pytest.approx(10 * max(per_task), rel=1e-12)

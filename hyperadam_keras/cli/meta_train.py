@@ -75,6 +75,8 @@ HELP: dict[str, str] = {
                          "over the horizon), final-loss (geometric mean of the final weights' full training "
                          "loss, what the evaluation suites report) or held-out-loss (the same on each task's "
                          "held-out split; needs a family whose tasks all have one, e.g. diverse-wide-held-out)",
+    "validation_loss_floor": "count each validation task's figure as at least this value, so that a task fitted to "
+                             "1e-7 instead of 1e-4 does not move the validation ('none' = no floor)",
     "seed": "seed of the run: selects the training and validation tasks",
     "jit_compile": "compile the truncation with XLA (measured no faster on a 2-core CPU; see docs/meta-training.md)",
     "checkpoint_minutes": "minutes between checkpoints (one is also written at every stop)",
@@ -98,6 +100,7 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "max_relative_step": optional(positive_float),
     "candidate_clip": optional(positive_float),
     "second_order_clip": optional(positive_float),
+    "validation_loss_floor": optional(positive_float),
     "stop_after_minutes": optional(positive_float),
     "data_dir": optional(str),
     **dict.fromkeys(("task", "data_source", "init", "feature_normalization", "meta_objective", "meta_optimizer",

@@ -116,26 +116,45 @@ class MetaTrainer:
         "mean-loss": mean optimizee minibatch loss over the whole horizon, averaged over the seeds.
         "final-loss": exp(mean log full_loss(final weights)); a non-finite loss makes it inf.
         "held-out-loss": exp(mean log test_metrics(final weights)["test_loss"]), likewise.
+        With `config.validation_loss_floor` f each task's figure counts as max(figure, f).
         """
-        means, finals = [], []
+        return aggregate_validation(self.validation_losses(seeds), self.config.validation_metric,
+                                    self.config.validation_loss_floor)
+
+    def validation_losses(self, seeds: list[int]) -> list[float]:
+        """Per held-out task (seed i on task i mod the mixture), what `validate` aggregates: its mean minibatch
+        loss over the horizon ("mean-loss"), or the full or held-out loss of its final weights."""
+        per_task = []
         for i, seed in enumerate(seeds):
             index = i % len(self.tasks)
             state = self.start_task(seed, index)
             seed_tensor = tf.constant(seed, tf.int64)
+            means = []
             for _ in range(self.config.truncations_per_task):
                 losses, state = self._evaluate_fns[index](state, seed_tensor)
                 means.append(float(tf.reduce_mean(losses)))
             if self.config.validation_metric == "final-loss":
-                finals.append(float(self._full_loss_fns[index](state.params, seed_tensor)))
+                per_task.append(float(self._full_loss_fns[index](state.params, seed_tensor)))
             elif self.config.validation_metric == "held-out-loss":
-                finals.append(self.tasks[index].test_metrics(state.params, seed=seed)["test_loss"])
-        if self.config.validation_metric == "mean-loss":
-            return float(np.mean(means))
-        finals = np.asarray(finals, np.float64)
-        return float(np.exp(np.mean(np.log(finals)))) if np.all(np.isfinite(finals) & (finals > 0)) else math.inf
+                per_task.append(self.tasks[index].test_metrics(state.params, seed=seed)["test_loss"])
+            else:
+                per_task.append(float(np.mean(means)))
+        return per_task
 
     def meta_params(self, source: str = "meta-training") -> MetaParams:
         return U.to_meta_params(self.meta, source, self.config.feature_normalization)
+
+
+def aggregate_validation(per_task: list[float], metric: str, floor: float | None = None) -> float:
+    """`MetaTrainer.validate`'s figure from its per-task ones: their mean for "mean-loss", else their geometric
+    mean (inf if one is not finite and > 0); with `floor` f each counts as max(figure, f), so that a task
+    fitted to 1e-7 instead of 1e-4 does not move the figure (meta_training/LOG.md, run18)."""
+    values = np.asarray(per_task, np.float64)
+    if floor is not None:
+        values = np.where(np.isnan(values), values, np.maximum(values, floor))
+    if metric == "mean-loss":
+        return float(np.mean(values))
+    return float(np.exp(np.mean(np.log(values)))) if np.all(np.isfinite(values) & (values > 0)) else math.inf
 
 
 def _check_held_out_splits(tasks) -> None:
