@@ -42,6 +42,15 @@ def check_finite_non_negative(name: str, value: object, what: str = "a finite nu
     return number
 
 
+def check_positive_or_none(name: str, value: object) -> float | None:
+    """`value` as a float > 0 (finite), or None; anything else is a ValueError naming `name` and `value`."""
+    if value is None:
+        return None
+    if check_finite_non_negative(name, value, "None or a finite number > 0") == 0:
+        raise ValueError(f"{name} must be None or a finite number > 0, got {value!r}")
+    return float(value)
+
+
 def check_bool(name: str, value: object) -> bool:
     """`value` if it is True or False (Python or NumPy), else a ValueError naming `name` and `value`."""
     if not isinstance(value, (bool, np.bool_)):

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from hyperadam_keras import equations
-from hyperadam_keras.defaults import DEFAULT_EPSILON, PAPER_LEARNING_RATE, check_finite_non_negative
+from hyperadam_keras.defaults import DEFAULT_EPSILON, PAPER_LEARNING_RATE, check_positive_or_none
 from hyperadam_keras.schedules import check_candidate_clip, check_decay_after, check_max_relative_step
 
 CONFIG_FILE = "config.json"
@@ -124,16 +124,10 @@ class MetaTrainConfig:
         check_decay_after(self.decay_after)
         check_max_relative_step(self.max_relative_step)
         check_candidate_clip(self.candidate_clip)
-        if self.second_order_clip is not None:
-            if not check_finite_non_negative("second_order_clip", self.second_order_clip,
-                                             "None or a finite number > 0") > 0:
-                raise ValueError(f"second_order_clip must be None or a finite number > 0, got {self.second_order_clip!r}")
-            if not self.second_order:
-                raise ValueError("second_order_clip bounds the second-order path: it needs second_order=True")
-        if self.validation_loss_floor is not None and not check_finite_non_negative(
-                "validation_loss_floor", self.validation_loss_floor, "None or a finite number > 0") > 0:
-            raise ValueError(f"validation_loss_floor must be None or a finite number > 0, got "
-                             f"{self.validation_loss_floor!r}")
+        check_positive_or_none("second_order_clip", self.second_order_clip)
+        if self.second_order_clip is not None and not self.second_order:
+            raise ValueError("second_order_clip bounds the second-order path: it needs second_order=True")
+        check_positive_or_none("validation_loss_floor", self.validation_loss_floor)
         if self.meta_clip_norm is not None and not self.meta_clip_norm > 0:
             raise ValueError(f"meta_clip_norm must be > 0 or None, got {self.meta_clip_norm}")
 
