@@ -24,7 +24,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/hyperadam-keras evaluate --suite quick --output-dir demo_output
 	$(BIN)/hyperadam-keras compare --model examples/compare_model.py:build --seeds 2 --quiet --output-dir demo_output/compare
-	HYPERADAM_KERAS_QUIET_START=1 TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python examples/quickstart.py --seeds 1 --output-dir demo_output/quickstart --tensorboard demo_output/tensorboard
+	HYPERADAM_KERAS_QUIET_START=1 TF_CPP_MIN_LOG_LEVEL=3 TF_CPU_ALLOCATOR_USE_BFC=true $(BIN)/python examples/quickstart.py --seeds 1 --output-dir demo_output/quickstart --tensorboard demo_output/tensorboard
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=15 --cpu-durations=15 tests

@@ -27,6 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from hyperadam_keras.cpu_allocator import CPU_ALLOCATORS, bfc_cpu_allocator_active, select_cpu_allocator  # noqa: E402
 from hyperadam_keras.lab.meta.config import MetaTrainConfig  # noqa: E402
 from hyperadam_keras.lab.meta.families import build_task, training_task_seed  # noqa: E402
 from hyperadam_keras.lab.meta.trainer import MetaTrainer  # noqa: E402
@@ -104,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-candidates", type=int, default=None, help="J (default: the paper's, 20)")
     parser.add_argument("--hidden", type=int, default=None, help="H (default: the paper's, 20)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    parser.add_argument("--cpu-allocator", choices=CPU_ALLOCATORS, default="default",
+                        help="TensorFlow's CPU allocator: its default or BFC, which `hyperadam-keras meta-train` "
+                             "uses (hyperadam_keras/cpu_allocator.py; default: default)")
     args = parser.parse_args(argv)
+    select_cpu_allocator(args.cpu_allocator)
 
     sizes = {name: value for name, value in (("num_candidates", args.num_candidates), ("hidden", args.hidden))
              if value is not None}
@@ -127,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         "config": {k: getattr(base, k) for k in ("num_candidates", "hidden", "horizon", "truncation", "epochs",
                                                  "meta_batches_per_epoch", "validation_tasks", "batch_size")},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "tensorflow": tf.__version__,
-                    "gpus": len(tf.config.list_physical_devices("GPU"))},
+                    "gpus": len(tf.config.list_physical_devices("GPU")),
+                    "cpu_allocator": "bfc" if bfc_cpu_allocator_active() else "default"},
         "results": results,
     }
     if paired is not None:

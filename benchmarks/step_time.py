@@ -3,6 +3,7 @@
 
     python benchmarks/step_time.py                       # mlp, cnn2, 1m; Markdown to stdout
     python benchmarks/step_time.py --models mlp --steps 200 --json step_time.json
+    python benchmarks/step_time.py --cpu-allocator bfc    # TensorFlow's BFC allocator, as the command uses
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hyperadam_keras.cpu_allocator import CPU_ALLOCATORS, select_cpu_allocator
     from hyperadam_keras.lab.eval import speed  # after parsing would hide --help speed; import is cheap enough
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -32,7 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dtype", choices=("float32", "bfloat16"), default="float32",
                         help="HyperAdam's state_dtype (default float32)")
     parser.add_argument("--json", metavar="PATH", default=None, help="also write the results as JSON")
+    parser.add_argument("--cpu-allocator", choices=CPU_ALLOCATORS, default="default",
+                        help="TensorFlow's CPU allocator for every variant: its default or BFC, which the "
+                             "hyperadam-keras command uses (hyperadam_keras/cpu_allocator.py; default: default)")
     args = parser.parse_args(argv)
+    select_cpu_allocator(args.cpu_allocator)
 
     results = speed.run_speed_benchmarks(
         models=args.models, steps=args.steps, warmup=args.warmup, batch_size=args.batch_size,

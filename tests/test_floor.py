@@ -6,6 +6,8 @@ import json
 import math
 import pathlib
 
+import pytest
+
 from hyperadam_keras import random_meta_params
 from hyperadam_keras.lab.eval import floor
 from hyperadam_keras.lab.eval.floor import flop_per_coordinate
@@ -52,12 +54,20 @@ def test_floor_is_assembled_from_the_measured_rates():
 
 
 def test_script_writes_json(tmp_path, capsys):
+    from hyperadam_keras.cpu_allocator import bfc_cpu_allocator_active
+
     script = load_script("update_floor")
     out = tmp_path / "floor.json"
-    assert script.main(["--n", "2048", "--repeats", "1", "--json", str(out)]) == 0
+    allocator = "bfc" if bfc_cpu_allocator_active() else "default"  # the one this process started with
+    assert script.main(["--n", "2048", "--repeats", "1", "--json", str(out), "--cpu-allocator", allocator]) == 0
     result = json.loads(out.read_text())
     assert result["n"] == 2048 and result["num_candidates"] == 8 and result["fraction_of_floor"] > 0
-    assert "**floor**" in capsys.readouterr().out
+    assert result["cpu_allocator"] == allocator
+    printed = capsys.readouterr().out
+    assert "**floor**" in printed and f"TensorFlow's CPU allocator: {allocator}." in printed
+    other = "default" if allocator == "bfc" else "bfc"
+    with pytest.raises(RuntimeError, match=f"the '{other}' CPU allocator was asked for after"):
+        script.main(["--n", "2048", "--repeats", "1", "--cpu-allocator", other])
 
 
 def test_stage_script_times_every_stage(capsys):
@@ -89,6 +99,8 @@ def test_speed_benchmark_gives_each_update_as_a_fraction_of_the_floor():
         model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
     if model is not None:
         assert results["machine"]["cpu"] == model and f"Machine: CPU ({model}, " in table
+    allocator = results["machine"]["cpu_allocator"]
+    assert allocator in ("default", "bfc") and f", CPU allocator {allocator}. " in table
     old = dict(results, machine={"device": "CPU", "processor": "x86_64", "cpu_count": 2})
     assert "Machine: CPU (x86_64, 2 CPUs" in speed.format_markdown(old)
 

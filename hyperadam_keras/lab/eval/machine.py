@@ -9,6 +9,8 @@ import platform
 import keras
 import tensorflow as tf
 
+from hyperadam_keras.cpu_allocator import bfc_cpu_allocator_active
+
 
 def machine_info() -> dict:
     """What the numbers were measured on."""
@@ -23,7 +25,9 @@ def machine_info() -> dict:
     info = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "platform": platform.platform(), "cpu": cpu, "cpu_cores": affinity,
             "gpus": [d.name for d in gpus], "device": "GPU" if gpus else "CPU",
-            "python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__}
+            "python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+            # Speed, not results: the BFC allocator reuses memory that the default one maps afresh (cpu_allocator.py).
+            "cpu_allocator": "bfc" if bfc_cpu_allocator_active() else "default"}
     if gpus:
         try:
             info["gpu_details"] = [tf.config.experimental.get_device_details(g) for g in gpus]
