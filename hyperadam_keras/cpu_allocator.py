@@ -5,8 +5,9 @@ coordinate every step. TensorFlow's default CPU allocator hands buffers that lar
 fresh pages from the kernel for each and returns them when freed, so every step pays a page fault per 4 KiB
 touched. TensorFlow's BFC allocator (`TF_CPU_ALLOCATOR_USE_BFC=true`, read when TensorFlow's runtime starts)
 keeps the memory it got and reuses it. Measured on the 2-core development CPU (`benchmarks/step_time.py
---cpu-allocator`, docs/speed.md): the update of 262,144 and 1,000,000 coordinates about 1.9× faster, the
-paper's 15,910-parameter MLP unchanged; the results are bit-identical (tests/test_cpu_allocator.py).
+--cpu-allocator`, docs/speed.md): the update of 262,144 to 1,000,000 coordinates 1.9–2.7× faster (the
+1M-parameter MLP's training step from 26.8× Adam's to 14.9×), the paper's 15,910-parameter MLP unchanged;
+the results are bit-identical (tests/test_cpu_allocator.py).
 
 The trade-off is TensorFlow's, not ours: the BFC allocator does not give memory back to the system while
 the process runs, and caps what it hands out (`TF_CPU_BFC_MEM_LIMIT_IN_MB`). So importing the package
@@ -38,8 +39,8 @@ def _runtime_started() -> bool:
 
 def use_bfc_cpu_allocator() -> bool:
     """Asks TensorFlow to use its BFC allocator on CPU (sets `TF_CPU_ALLOCATOR_USE_BFC=true` unless the
-    variable is set already): HyperAdam's update of large tensors then runs about 1.9× faster on CPU,
-    with the same results (see this module's docstring for what it costs).
+    variable is set already): HyperAdam's update of large tensors then runs 1.9–2.7× faster on CPU, with
+    the same results (see this module's docstring for what it costs).
 
     Call it before TensorFlow runs its first operation (before building a model). Returns whether the BFC
     allocator is, or will be, the one in use: False, with a warning, when the runtime has already started
