@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from hyperadam_keras.cpu_allocator import CPU_ALLOCATORS, bfc_cpu_allocator_active, select_cpu_allocator  # noqa: E402
+from hyperadam_keras.cpu_allocator import CPU_ALLOCATORS, cpu_allocator_in_use, select_cpu_allocator  # noqa: E402
 from hyperadam_keras.lab.meta.config import MetaTrainConfig  # noqa: E402
 from hyperadam_keras.lab.meta.families import build_task, training_task_seed  # noqa: E402
 from hyperadam_keras.lab.meta.trainer import MetaTrainer  # noqa: E402
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                                                  "meta_batches_per_epoch", "validation_tasks", "batch_size")},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "tensorflow": tf.__version__,
                     "gpus": len(tf.config.list_physical_devices("GPU")),
-                    "cpu_allocator": "bfc" if bfc_cpu_allocator_active() else "default"},
+                    "cpu_allocator": cpu_allocator_in_use()},
         "results": results,
     }
     if paired is not None:

@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hyperadam_keras.cpu_allocator import CPU_ALLOCATORS, bfc_cpu_allocator_active, select_cpu_allocator
+    from hyperadam_keras.cpu_allocator import CPU_ALLOCATORS, cpu_allocator_in_use, select_cpu_allocator
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1_000_000, help="coordinates of the update (default 1,000,000)")
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     from hyperadam_keras.bundle import resolve_meta_params
 
     result = floor.update_floor(resolve_meta_params(args.meta_params), n=args.n, repeats=args.repeats)
-    result["cpu_allocator"] = "bfc" if bfc_cpu_allocator_active() else "default"
+    result["cpu_allocator"] = cpu_allocator_in_use()
     result["command"] = " ".join([os.path.basename(sys.executable), "benchmarks/update_floor.py"] + sys.argv[1:])
     print(floor.format_floor(result))
     print(f"TensorFlow's CPU allocator: {result['cpu_allocator']}.")

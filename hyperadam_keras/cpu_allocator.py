@@ -20,6 +20,7 @@ Stdlib only at import: the package's `__init__` uses this module before TensorFl
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 
 ALLOCATOR_VARIABLE = "TF_CPU_ALLOCATOR_USE_BFC"
@@ -28,8 +29,6 @@ CPU_ALLOCATORS = ("default", "bfc")
 
 def _runtime_started() -> bool:
     """Whether TensorFlow's eager context (hence its CPU allocator) exists already in this process."""
-    import sys
-
     if "tensorflow" not in sys.modules:
         return False
     from tensorflow.python.eager import context
@@ -78,6 +77,11 @@ def bfc_cpu_allocator_active() -> bool:
     return True
 
 
+def cpu_allocator_in_use() -> str:
+    """"bfc" or "default": the CPU allocator of this process, by its name in `CPU_ALLOCATORS` (starts the runtime)."""
+    return "bfc" if bfc_cpu_allocator_active() else "default"
+
+
 def select_cpu_allocator(name: str) -> None:
     """For benchmarks that compare the two: TensorFlow's "default" CPU allocator or its "bfc" one, whatever
     the environment says. Raises ValueError for another name, and RuntimeError once TensorFlow's runtime
@@ -85,7 +89,7 @@ def select_cpu_allocator(name: str) -> None:
     if name not in CPU_ALLOCATORS:
         raise ValueError(f"cpu allocator must be one of {CPU_ALLOCATORS}, got {name!r}")
     if _runtime_started():
-        if bfc_cpu_allocator_active() != (name == "bfc"):
+        if cpu_allocator_in_use() != name:
             raise RuntimeError(f"the {name!r} CPU allocator was asked for after TensorFlow's runtime started "
                                "with the other one")
         return

@@ -54,11 +54,11 @@ def test_floor_is_assembled_from_the_measured_rates():
 
 
 def test_script_writes_json(tmp_path, capsys):
-    from hyperadam_keras.cpu_allocator import bfc_cpu_allocator_active
+    from hyperadam_keras.cpu_allocator import cpu_allocator_in_use
 
     script = load_script("update_floor")
     out = tmp_path / "floor.json"
-    allocator = "bfc" if bfc_cpu_allocator_active() else "default"  # the one this process started with
+    allocator = cpu_allocator_in_use()  # the one this process started with
     assert script.main(["--n", "2048", "--repeats", "1", "--json", str(out), "--cpu-allocator", allocator]) == 0
     result = json.loads(out.read_text())
     assert result["n"] == 2048 and result["num_candidates"] == 8 and result["fraction_of_floor"] > 0

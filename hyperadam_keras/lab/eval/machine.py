@@ -9,7 +9,7 @@ import platform
 import keras
 import tensorflow as tf
 
-from hyperadam_keras.cpu_allocator import bfc_cpu_allocator_active
+from hyperadam_keras.cpu_allocator import cpu_allocator_in_use
 
 
 def machine_info() -> dict:
@@ -27,7 +27,7 @@ def machine_info() -> dict:
             "gpus": [d.name for d in gpus], "device": "GPU" if gpus else "CPU",
             "python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
             # Speed, not results: the BFC allocator reuses memory that the default one maps afresh (cpu_allocator.py).
-            "cpu_allocator": "bfc" if bfc_cpu_allocator_active() else "default"}
+            "cpu_allocator": cpu_allocator_in_use()}
     if gpus:
         try:
             info["gpu_details"] = [tf.config.experimental.get_device_details(g) for g in gpus]
