@@ -5,7 +5,7 @@ coordinate every step. TensorFlow's default CPU allocator hands buffers that lar
 fresh pages from the kernel for each and returns them when freed, so every step pays a page fault per 4 KiB
 touched. TensorFlow's BFC allocator (`TF_CPU_ALLOCATOR_USE_BFC=true`, read when TensorFlow's runtime starts)
 keeps the memory it got and reuses it. Measured on the 2-core development CPU (`benchmarks/step_time.py
---cpu-allocator`, docs/speed.md): the update of 262,144 to 1,000,000 coordinates 1.9–2.7× faster (the
+--cpu-allocator`, docs/speed.md): the update of CNN-2 (117,434 parameters) and of a 1M-parameter MLP 2.3–2.7× faster (the
 1M-parameter MLP's training step from 26.8× Adam's to 14.9×), the paper's 15,910-parameter MLP unchanged;
 the results are bit-identical (tests/test_cpu_allocator.py).
 
@@ -38,7 +38,7 @@ def _runtime_started() -> bool:
 
 def use_bfc_cpu_allocator() -> bool:
     """Asks TensorFlow to use its BFC allocator on CPU (sets `TF_CPU_ALLOCATOR_USE_BFC=true` unless the
-    variable is set already): HyperAdam's update of large tensors then runs 1.9–2.7× faster on CPU, with
+    variable is set already): HyperAdam's update of large tensors then runs 2.3–2.7× faster on CPU, with
     the same results (see this module's docstring for what it costs).
 
     Call it before TensorFlow runs its first operation (before building a model). Returns whether the BFC

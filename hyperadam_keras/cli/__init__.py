@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hyperadam-keras", description="HyperAdam for Keras: meta-parameter bundles, meta-training, evaluation.",
         epilog="Environment: the command runs TensorFlow with its BFC allocator on CPU "
-               "(TF_CPU_ALLOCATOR_USE_BFC=true unless set: HyperAdam's update of large tensors 1.9-2.7x faster, "
+               "(TF_CPU_ALLOCATOR_USE_BFC=true unless set: HyperAdam's update of large tensors 2.3-2.7x faster, "
                "the same results; hyperadam_keras/cpu_allocator.py). TF_CPU_ALLOCATOR_USE_BFC=false keeps "
                "TensorFlow's default allocator.")
     parser.add_argument(VERBOSE_FLAG, action="store_true",
